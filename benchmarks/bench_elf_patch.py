@@ -1,0 +1,118 @@
+"""Patch real binaries with our lief backend and with patchelf in the same run.
+
+For every dynamic ELF file found (default: gcc 12's libexec directory and a sample of
+/usr/bin), two copies are patched to the same store interpreter and RUNPATH: one by
+`LiefPatcher`, one by `patchelf --set-interpreter --set-rpath`. Prints per-file size growth for
+both tools and the total wall-time ratio (ours / patchelf).
+
+    python benchmarks/bench_elf_patch.py [--limit N] [DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.elf.inspect import ElfError, ElfInfo, read_elf
+from bootstrap.elf.patch import ElfPatch, LiefPatcher
+
+STORE_LIB = "/bootstrap/store/0123456789abcdfghijklmnpqrsvwxyz-glibc-2.36/lib"
+INTERPRETER = f"{STORE_LIB}/ld-linux-x86-64.so.2"
+RUNPATH = (STORE_LIB, "/bootstrap/store/zyxwvsrqpnmlkjihgfdcba9876543210-gmp-6.2.1/lib")
+DEFAULT_DIRS = ("/usr/lib/gcc/x86_64-linux-gnu/12", "/usr/bin")
+
+
+@dataclass
+class Result:
+    name: str
+    size: int
+    ours_growth: int
+    patchelf_growth: int
+    ours_seconds: float
+    patchelf_seconds: float
+
+
+def dynamic_files(directories: list[str], limit: int) -> list[tuple[Path, ElfInfo]]:
+    found = []
+    for directory in directories:
+        for path in sorted(Path(directory).iterdir()):
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                info = read_elf(path)
+            except ElfError:
+                continue
+            if info.is_dynamic:
+                found.append((path, info))
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def patch_both(source: Path, info: ElfInfo, work: Path, patchelf: str) -> Result:
+    ours, theirs = work / f"ours-{source.name}", work / f"patchelf-{source.name}"
+    shutil.copy2(source, ours)
+    shutil.copy2(source, theirs)
+    interpreter = INTERPRETER if info.interpreter else None
+    start = time.perf_counter()
+    LiefPatcher().apply(ours, ElfPatch(interpreter, RUNPATH))
+    ours_seconds = time.perf_counter() - start
+    command = [patchelf, "--set-rpath", ":".join(RUNPATH), str(theirs)]
+    if interpreter:
+        command[1:1] = ["--set-interpreter", interpreter]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    patchelf_seconds = time.perf_counter() - start
+    for patched in (ours, theirs):
+        check = read_elf(patched)
+        assert check.search_path == RUNPATH and check.interpreter == interpreter, patched
+    size = source.stat().st_size
+    result = Result(
+        source.name,
+        size,
+        ours.stat().st_size - size,
+        theirs.stat().st_size - size,
+        ours_seconds,
+        patchelf_seconds,
+    )
+    ours.unlink()
+    theirs.unlink()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="*", default=list(DEFAULT_DIRS))
+    parser.add_argument("--limit", type=int, default=120, help="at most this many files")
+    args = parser.parse_args()
+    patchelf = shutil.which("patchelf")
+    if patchelf is None:
+        print("patchelf is not installed", file=sys.stderr)
+        return 1
+    files = dynamic_files(args.dirs, args.limit)
+    with tempfile.TemporaryDirectory(prefix="bench-elf-") as work:
+        results = [patch_both(path, info, Path(work), patchelf) for path, info in files]
+    print(f"{'file':<28} {'size':>11} {'ours +bytes':>12} {'patchelf +bytes':>16}")
+    for r in sorted(results, key=lambda r: -r.size):
+        print(f"{r.name:<28} {r.size:>11} {r.ours_growth:>12} {r.patchelf_growth:>16}")
+    ours = sum(r.ours_seconds for r in results)
+    theirs = sum(r.patchelf_seconds for r in results)
+    total = sum(r.size for r in results)
+    print(f"\n{len(results)} files, {total / 1e6:.1f} MB (patchelf {patchelf})")
+    print(f"time: ours {ours:.2f} s, patchelf {theirs:.2f} s, ratio {ours / theirs:.2f}")
+    for label, growth in (
+        ("ours", sum(r.ours_growth for r in results)),
+        ("patchelf", sum(r.patchelf_growth for r in results)),
+    ):
+        print(f"growth {label}: {growth / 1e6:.2f} MB ({100 * growth / total:.1f} %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The hermeticity audit: does a closure run without anything from the host?
+
+For every ELF file and script of the audited store paths it checks that:
+- the interpreter (PT_INTERP or `#!`) is a file in the store and in the closure;
+- every RUNPATH/RPATH entry lies in the store and in the closure;
+- every DT_NEEDED resolves through the file's own RUNPATH/RPATH to a file in the closure;
+- no host path is named anywhere in the file: nothing under /usr, /bin, /sbin, /lib, /lib32,
+  /lib64, /libx32, and no /etc/ld.so.* (a `#!/bin/sh` line included).
+Strings under /dev, /proc, /sys and /tmp are fine (they are not host software). Anything else
+must be allowed explicitly by the caller (`allowed`, exact strings). Other files (headers,
+data, archives) are not scanned. Paths are reasoned about logically and read physically
+through a `PathMap`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bootstrap.elf.inspect import ElfError, ElfInfo, is_elf, read_elf
+from bootstrap.elf.paths import (
+    HOST_DIRS,
+    HOST_FILE_PREFIXES,
+    PathMap,
+    expand_origin,
+    find_library,
+    regular_files,
+    store_path_of,
+)
+from bootstrap.elf.shebang import read_shebang, starts_with_shebang
+
+_NAME_CHARS = rb"A-Za-z0-9._+~\-"
+_TOPS = b"|".join(re.escape(top.encode()) for top in HOST_DIRS)
+_FILES = b"|".join(re.escape(prefix.encode()) for prefix in HOST_FILE_PREFIXES)
+# A host top directory (as a whole path component) or loader file; starts with a literal "/",
+# which lets the regex engine skip through megabytes of binary quickly.
+_CANDIDATE = re.compile(rb"(?:%s)(?![%s])|(?:%s)" % (_TOPS, _NAME_CHARS, _FILES))
+_REST_OF_PATH = re.compile(rb"[%s@%%=/]*" % _NAME_CHARS)
+_PATH_BYTES = frozenset(re.sub(rb"[^%s/]" % _NAME_CHARS, b"", bytes(range(128))))
+_LETTERS = frozenset(re.sub(rb"[^A-Za-z]", b"", bytes(range(128))))
+
+
+def host_references(data: bytes) -> Iterator[str]:
+    """Host paths named in `data`: each starts a path (not inside a longer one, such as a store
+    path's .../usr/lib) or follows a one-letter option (-L/usr/lib)."""
+    for match in _CANDIDATE.finditer(data):
+        start = match.start()
+        if _starts_path(data, start):
+            end = _REST_OF_PATH.match(data, match.end()).end()
+            yield data[start:end].decode("utf-8", "surrogateescape")
+
+
+def _starts_path(data: bytes, start: int) -> bool:
+    before = data[max(0, start - 3) : start]
+    if not before or before[-1] not in _PATH_BYTES:
+        return True
+    is_option = len(before) >= 2 and before[-2] == ord("-") and before[-1] in _LETTERS
+    return is_option and (len(before) < 3 or before[-3] not in _PATH_BYTES)
+
+
+class ViolationKind(enum.Enum):
+    UNREADABLE_ELF = "unreadable-elf"
+    INTERPRETER_OUTSIDE_STORE = "interpreter-outside-store"
+    INTERPRETER_OUTSIDE_CLOSURE = "interpreter-outside-closure"
+    INTERPRETER_MISSING = "interpreter-missing"
+    RUNPATH_OUTSIDE_STORE = "runpath-outside-store"
+    RUNPATH_OUTSIDE_CLOSURE = "runpath-outside-closure"
+    NEEDED_UNRESOLVED = "needed-unresolved"
+    NEEDED_OUTSIDE_CLOSURE = "needed-outside-closure"
+    HOST_REFERENCE = "host-reference"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way a file depends on something outside the closure. `value` is the offending
+    interpreter, RUNPATH entry, library name or string."""
+
+    kind: ViolationKind
+    file: str
+    value: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuditedPath:
+    """A store path to audit: its logical name and the physical directory holding its files."""
+
+    logical: str
+    physical: Path
+
+
+def audit_hermetic(
+    paths: Sequence[AuditedPath],
+    closure: Collection[str],
+    store_dir: str,
+    path_map: PathMap,
+    allowed: Collection[str] = (),
+) -> list[Violation]:
+    """Audit every file of `paths` against `closure` (logical store paths).
+
+    `path_map` locates the other store paths of the closure; the audited paths are added to it.
+    """
+    for audited in paths:
+        path_map = path_map.with_mount(audited.logical, audited.physical)
+    auditor = _Auditor(frozenset(closure), store_dir.rstrip("/"), path_map, frozenset(allowed))
+    violations: list[Violation] = []
+    for audited in paths:
+        for physical in regular_files(audited.physical):
+            violations.extend(auditor.audit_file(physical, path_map.logical(physical)))
+    return violations
+
+
+@dataclass(frozen=True)
+class _Auditor:
+    closure: frozenset[str]
+    store_dir: str
+    path_map: PathMap
+    allowed: frozenset[str]
+
+    def audit_file(self, physical: Path, logical: str) -> list[Violation]:
+        if is_elf(physical):
+            return self._audit_elf(physical, logical)
+        if starts_with_shebang(physical):
+            return self._audit_script(physical, logical)
+        return []
+
+    def _audit_elf(self, physical: Path, logical: str) -> list[Violation]:
+        try:
+            info = read_elf(physical)
+        except ElfError as err:
+            detail = str(err).removeprefix(f"{physical}: ")
+            return [Violation(ViolationKind.UNREADABLE_ELF, logical, logical, detail)]
+        found = list(self._check_interpreter(logical, info.interpreter))
+        found += self._check_search_path(logical, info)
+        found += self._check_needed(logical, info)
+        structural = {v.value for v in found}
+        found += self._host_references(physical, logical, skip=structural)
+        return found
+
+    def _audit_script(self, physical: Path, logical: str) -> list[Violation]:
+        shebang = read_shebang(physical)
+        found = list(self._check_interpreter(logical, shebang.interpreter if shebang else None))
+        return found + self._host_references(physical, logical, skip={v.value for v in found})
+
+    def _check_interpreter(self, logical: str, interpreter: str | None) -> Iterator[Violation]:
+        if interpreter is None:
+            return
+        store_path = store_path_of(interpreter, self.store_dir)
+        if store_path is None:
+            yield Violation(ViolationKind.INTERPRETER_OUTSIDE_STORE, logical, interpreter)
+        elif store_path not in self.closure:
+            yield Violation(
+                ViolationKind.INTERPRETER_OUTSIDE_CLOSURE, logical, interpreter, store_path
+            )
+        elif find_library(interpreter, (), self.path_map) is None:
+            yield Violation(ViolationKind.INTERPRETER_MISSING, logical, interpreter)
+
+    def _check_search_path(self, logical: str, info: ElfInfo) -> Iterator[Violation]:
+        for entry in info.search_path:
+            directory = expand_origin(entry, logical)
+            store_path = store_path_of(directory, self.store_dir)
+            if store_path is None:
+                yield Violation(ViolationKind.RUNPATH_OUTSIDE_STORE, logical, entry)
+            elif store_path not in self.closure:
+                yield Violation(ViolationKind.RUNPATH_OUTSIDE_CLOSURE, logical, entry, store_path)
+
+    def _check_needed(self, logical: str, info: ElfInfo) -> Iterator[Violation]:
+        search = [expand_origin(entry, logical) for entry in info.search_path]
+        for name in info.needed:
+            resolved = find_library(name, search, self.path_map)
+            if resolved is None:
+                yield Violation(ViolationKind.NEEDED_UNRESOLVED, logical, name, "not in RUNPATH")
+            elif store_path_of(resolved, self.store_dir) not in self.closure:
+                yield Violation(ViolationKind.NEEDED_OUTSIDE_CLOSURE, logical, name, resolved)
+
+    def _host_references(self, physical: Path, logical: str, skip: set[str]) -> list[Violation]:
+        found: dict[str, None] = {}
+        for text in host_references(physical.read_bytes()):
+            if text not in self.allowed and text not in skip:
+                found.setdefault(text)
+        return [Violation(ViolationKind.HOST_REFERENCE, logical, text) for text in found]
+
+
+def render_table(violations: Sequence[Violation]) -> str:
+    """A plain-text table, one violation per line, for people."""
+    if not violations:
+        return "no violations\n"
+    rows = [("KIND", "FILE", "VALUE", "DETAIL")]
+    rows += [(v.kind.value, v.file, v.value, v.detail) for v in violations]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        + ("  " + row[3] if row[3] else "")
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines) + f"\n{len(violations)} violation(s)\n"
+
+
+def render_json(violations: Sequence[Violation]) -> str:
+    """A JSON list of {kind, file, value, detail} objects, for tools."""
+    records = [asdict(v) | {"kind": v.kind.value} for v in violations]
+    return json.dumps(records, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,257 @@
+"""Realising one derivation: run its builder in a sandbox, check and register its outputs.
+
+The builder sees the closure of its inputs read-only at their logical paths and writes its
+outputs into a staging area on the store's file system. Outputs are then checked (all present;
+fixed outputs hash-checked), canonicalised, scanned for references to the input closure and to
+each other, and registered. A failure registers nothing and removes every scratch file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.builtins import BUILTINS, run_builtin
+from bootstrap.derivation import Derivation
+from bootstrap.elf.fixup import FixupPolicy, fixup_output
+from bootstrap.elf.paths import PathMap
+from bootstrap.errors import BootstrapError
+from bootstrap.fetch import Fetcher
+from bootstrap.hashing import hash_file
+from bootstrap.nar import nar_hash
+from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
+from bootstrap.store import Store
+from bootstrap.store.canonical import canonicalise, remove_tree
+from bootstrap.store.store import scan_tree
+from bootstrap.storepath import split_store_path
+
+LOG_TAIL_LINES = 25
+
+
+class BuildError(BootstrapError):
+    """A builder failed; the message names the derivation, the reason and the log file."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    cores: int = 1
+    sandboxed: bool = True
+    max_seconds: float | None = None
+    max_silent_seconds: float | None = None
+    fetcher: Fetcher = field(default_factory=Fetcher)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    drv_path: str
+    outputs: dict[str, str]
+    built: bool
+    hermetic: bool
+    seconds: float = 0.0
+
+
+def log_path(store: Store, drv_path: str) -> Path:
+    return store.log_dir() / f"{drv_path.rsplit('/', 1)[1]}.log"
+
+
+def outputs_valid(store: Store, drv: Derivation) -> bool:
+    return all(store.is_valid(out.path) for out in drv.outputs.values())
+
+
+def realise(
+    store: Store,
+    drv_path: str,
+    drv: Derivation,
+    options: BuildOptions,
+    on_line: Callable[[str], None] | None = None,
+) -> BuildOutcome:
+    """Make every output of `drv` valid, building it unless another process already did."""
+    paths = {name: out.path for name, out in drv.outputs.items()}
+    with ExitStack() as locks:
+        for path in sorted(paths.values()):
+            locks.enter_context(store.lock(path))
+        if outputs_valid(store, drv):
+            return BuildOutcome(drv_path, paths, built=False, hermetic=True)
+        for path in paths.values():
+            remove_tree(store.real_path(path))  # an unregistered leftover of a crash
+        return _build(store, drv_path, drv, options, on_line)
+
+
+def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
+    inputs = store.closure(_input_paths(store, drv))
+    log_file = log_path(store, drv_path)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with store.temp_dir("build") as build_dir, store.temp_dir("out") as staging:
+        staging.mkdir()
+        staged = {name: staging / name for name in drv.outputs}
+        if drv.builder in BUILTINS:
+            hermetic, seconds = True, _run_builtin(drv, staged["out"], options, log_file)
+        else:
+            build_dir.mkdir()
+            hermetic, seconds = _run_builder(
+                store, drv, inputs, staged, build_dir, options, log_file, on_line
+            )
+        _register(store, drv_path, drv, staged, inputs, log_file)
+    return BuildOutcome(
+        drv_path, {n: o.path for n, o in drv.outputs.items()}, True, hermetic, seconds
+    )
+
+
+def _input_paths(store: Store, drv: Derivation) -> list[str]:
+    paths = list(drv.input_srcs)
+    for input_drv, names in drv.input_drvs.items():
+        recorded = store.db.drv_outputs(input_drv)
+        for name in names:
+            if name not in recorded or not store.is_valid(recorded[name]):
+                raise BuildError(f"{drv.name}: input {input_drv}!{name} has not been built")
+            paths.append(recorded[name])
+    return paths
+
+
+def _run_builtin(drv: Derivation, out: Path, options: BuildOptions, log_file: Path) -> float:
+    start = time.monotonic()
+    try:
+        run_builtin(drv, out, options.fetcher)
+    except BootstrapError as err:
+        log_file.write_text(f"{err}\n")
+        raise
+    log_file.write_text(f"{drv.builder}: {drv.env.get('urls', '')}\n")
+    return time.monotonic() - start
+
+
+def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_line):
+    spec = SandboxSpec(
+        command=[drv.builder, *drv.args],
+        build_dir=build_dir,
+        env=drv.env,
+        inputs=[Bind(store.real_path(p), p) for p in inputs],
+        outputs=[Bind(staged[name], out.path) for name, out in drv.outputs.items()],
+        network=drv.is_fixed_output,
+        cores=options.cores,
+        max_seconds=options.max_seconds,
+        max_silent_seconds=options.max_silent_seconds,
+        sandboxed=options.sandboxed,
+    )
+    result = run_in_sandbox(spec, log_file, on_line)
+    if not result.succeeded:
+        reason = (
+            f"timed out ({result.timed_out} limit)"
+            if result.timed_out
+            else f"builder exited with code {result.exit_code}"
+        )
+        raise BuildError(f"{drv.name}: {reason}; log: {log_file}\n{tail(log_file)}")
+    return result.hermetic, result.duration
+
+
+def tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a build log, indented, for error messages."""
+    text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(f"  | {line}" for line in text)
+
+
+def _register(
+    store: Store,
+    drv_path: str,
+    drv: Derivation,
+    staged: dict[str, Path],
+    inputs: list[str],
+    log_file: Path,
+) -> None:
+    missing = [name for name, path in staged.items() if not os.path.lexists(path)]
+    if missing:
+        raise BuildError(f"{drv.name}: builder did not create output(s) {', '.join(missing)}")
+    if drv.is_fixed_output:
+        _check_fixed(drv, staged["out"])
+    else:
+        for name, path in staged.items():
+            _fixup(store, drv, name, path, log_file)
+    candidates = {
+        split_store_path(path, store.store_dir)[0]: path
+        for path in [*inputs, *(out.path for out in drv.outputs.values())]
+    }
+    references: dict[str, list[str]] = {}
+    for name, path in staged.items():
+        canonicalise(path)
+        found = scan_tree(path, candidates)[2]
+        references[name] = sorted(candidates[part] for part in found)
+    for name in _output_order(drv, references):
+        out = drv.outputs[name]
+        ca = f"fixed:{'r:' if out.recursive else ''}{out.fixed_hash()}" if out.is_fixed else None
+        store.register_output(
+            staged[name], out.path, references[name], deriver=drv_path, ca=ca, scan=False
+        )
+        store.db.set_drv_output(drv_path, name, out.path)
+
+
+def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
+    """How outputs of `drv` must load: from its env (`fixupInterpreter`, `fixupLibraryDirs`,
+    `fixupShebangs` as `prog=path ...`); `#!` lines for sh point at the builder's `$SHELL`."""
+    env = drv.env
+    shebangs = dict(item.split("=", 1) for item in env.get("fixupShebangs", "").split())
+    if "SHELL" in env:
+        shebangs.setdefault("sh", env["SHELL"])
+    return FixupPolicy(
+        store_dir=store.store_dir,
+        interpreter=env.get("fixupInterpreter") or None,
+        library_dirs=tuple(env.get("fixupLibraryDirs", "").split()),
+        shebangs=shebangs,
+        path_map=PathMap.of([(store.store_dir, store.physical_dir)]),
+    )
+
+
+def _fixup(store: Store, drv: Derivation, name: str, path: Path, log_file: Path) -> None:
+    """Repair interpreters, RUNPATHs and `#!` lines; fail the build on what cannot be fixed."""
+    report = fixup_output(path, drv.outputs[name].path, fixup_policy(store, drv))
+    with open(log_file, "a") as log:
+        for change in report.changes:
+            log.write(f"fixup: {change.file}: {change.what} {change.old} -> {change.new}\n")
+        for problem in report.problems:
+            log.write(f"fixup problem: {problem.file}: {problem.message}\n")
+    if report.problems:
+        first = report.problems[0]
+        raise BuildError(
+            f"{drv.name}: {len(report.problems)} file(s) cannot be made to load from the store, "
+            f"first {first.file}: {first.message}; log: {log_file}"
+        )
+
+
+def _check_fixed(drv: Derivation, path: Path) -> None:
+    out = drv.outputs["out"]
+    expected = out.fixed_hash()
+    if out.recursive:
+        actual = nar_hash(path, expected.algo)[0]
+    elif path.is_file() and not path.is_symlink():
+        actual = hash_file(expected.algo, path)
+    else:
+        raise BuildError(f"{drv.name}: a flat fixed output must be a regular file")
+    if actual != expected:
+        raise BuildError(
+            f"{drv.name}: fixed output hash mismatch: expected {expected.algo}:{expected.nix32}, "
+            f"got {actual.algo}:{actual.nix32}"
+        )
+
+
+def _output_order(drv: Derivation, references: dict[str, list[str]]) -> list[str]:
+    """Outputs ordered so each is registered after the sibling outputs it references."""
+    by_path = {out.path: name for name, out in drv.outputs.items()}
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise BuildError(f"{drv.name}: outputs reference each other in a cycle at {name!r}")
+        visiting.add(name)
+        for ref in references[name]:
+            if ref in by_path and by_path[ref] != name:
+                visit(by_path[ref])
+        order.append(name)
+
+    for name in drv.outputs:
+        visit(name)
+    return order

@@ -1,0 +1,55 @@
+"""Command-line entry point.
+
+The CLI is thin: each module in this package registers one command group and calls into the
+library. Adding a group means adding its module name to `COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bootstrap import __version__
+from bootstrap.errors import BootstrapError
+
+COMMAND_MODULES = (
+    "hash",
+    "nar",
+    "store",
+    "drv",
+    "build",
+    "audit",
+    "export",
+    "seed",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bootstrap",
+        description=(
+            "Grow a hermetic C/C++ toolchain (glibc, binutils, gcc, clang) from a tiny hashed "
+            "seed, stage by stage, into a Nix-style content-addressed store."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"bootstrap {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"bootstrap.cli.{name}").register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except BootstrapError as err:
+        print(f"bootstrap: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bootstrap: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141

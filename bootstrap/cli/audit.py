@@ -1,0 +1,210 @@
+"""`bootstrap audit ...`: hermeticity, reproducibility (rebuild, manifests, diffs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from bootstrap import seed
+from bootstrap.audit.hermetic import AuditedPath, audit_hermetic, render_json, render_table
+from bootstrap.audit.manifest import build_manifest, diff_manifests, load_manifest
+from bootstrap.audit.reproduce import DIFFERS, FAILED, render, reproduce
+from bootstrap.build import BuildOptions
+from bootstrap.cli.common import (
+    add_target_options,
+    open_store,
+    plan_from_args,
+    print_json,
+)
+from bootstrap.elf.paths import PathMap, store_path_of
+from bootstrap.errors import BootstrapError
+from bootstrap.fetch import Fetcher
+from bootstrap.store import Store
+from bootstrap.store.canonical import remove_tree
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("audit", help="audit hermeticity and reproducibility")
+    checks = parser.add_subparsers(dest="audit_check", metavar="CHECK", required=True)
+    _register_hermetic(checks)
+    _register_reproduce(checks)
+    _register_ddc(checks)
+
+    text = "compare two manifests: stage hashes first, then each differing derivation"
+    diff = checks.add_parser("diff", help=text, description=text)
+    diff.add_argument("manifests", nargs=2, metavar="MANIFEST.json", type=Path)
+    diff.set_defaults(func=run_diff)
+
+    text = "print the stage manifest of a target as the store holds it now (JSON)"
+    manifest = checks.add_parser("manifest", help=text, description=text)
+    add_target_options(manifest)
+    manifest.set_defaults(func=run_manifest)
+
+
+def _register_hermetic(checks: argparse._SubParsersAction) -> None:
+    text = (
+        "check every ELF file and script: interpreters, RUNPATH and DT_NEEDED inside the store "
+        "and the closure, no host paths (/usr, /bin, /lib...); exit 1 on any violation. "
+        "Arguments are store paths (their whole closure is audited), stage names of the "
+        "target, or plain files and directories"
+    )
+    sub = checks.add_parser("hermetic", help=text, description=text)
+    sub.add_argument("items", nargs="+", metavar="PATH|STAGE")
+    add_target_options(sub, positional=False)
+    sub.add_argument(
+        "--map",
+        metavar="LOGICAL=PHYSICAL",
+        action="append",
+        default=[],
+        help="for plain files: read logical paths under LOGICAL from PHYSICAL (repeatable)",
+    )
+    sub.add_argument(
+        "--allow",
+        metavar="STRING",
+        action="append",
+        default=[],
+        help="a host path string that may appear (exact match; repeatable)",
+    )
+    sub.add_argument("--json", action="store_true", help="print violations as JSON")
+    sub.set_defaults(func=run_hermetic)
+
+
+def _register_reproduce(checks: argparse._SubParsersAction) -> None:
+    text = (
+        "rebuild already-built derivations of the target's stages in a second physical store "
+        "with the same store dir, and compare NAR hashes; exit 1 if any differs"
+    )
+    sub = checks.add_parser("reproduce", help=text, description=text)
+    add_target_options(sub)
+    sub.add_argument(
+        "--only", action="append", metavar="STAGE", help="check only this stage (repeatable)"
+    )
+    sub.add_argument("--check-store", type=Path, metavar="ROOT", help="keep the rebuilt paths here")
+    sub.add_argument("--diffoscope", type=Path, metavar="DIR", help="write diffoscope reports here")
+    sub.add_argument("--cores", type=int, default=1, help="cores each build may use")
+    sub.set_defaults(func=run_reproduce)
+
+
+def _register_ddc(checks: argparse._SubParsersAction) -> None:
+    text = (
+        "diverse double-compiling: rebuild the stage-0 seed once per host compiler (default gcc "
+        "and clang) and show that every file is byte-identical; exit 1 if any differs"
+    )
+    sub = checks.add_parser("ddc", help=text, description=text)
+    sub.add_argument(
+        "--cc",
+        action="append",
+        metavar="COMPILER",
+        help="a host C compiler to root the chain in (repeatable; default: gcc and clang)",
+    )
+    sub.add_argument("--jobs", type=int, default=seed.DEFAULT_JOBS, help="parallel make jobs")
+    sub.add_argument("--manifest", type=Path, metavar="FILE", help="seed manifest to build")
+    sub.add_argument("--work-dir", type=Path, metavar="DIR", help="keep the archives here")
+    sub.set_defaults(func=run_ddc)
+
+
+def run_ddc(args: argparse.Namespace) -> int:
+    manifest = seed.load_manifest(args.manifest)
+    compilers = tuple(args.cc or ("gcc", "clang"))
+    report = seed.run_ddc(manifest, compilers, work_dir=args.work_dir, jobs=args.jobs)
+    print(seed.render_ddc(report))
+    return 0 if report.identical else 1
+
+
+def run_hermetic(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    store_paths, plain = _classify(args, store)
+    audited = [AuditedPath(p, store.real_path(p)) for p in store.closure(store_paths)]
+    closure = set(store.closure(store_paths))
+    path_map = _path_map(args.map, store)
+    for path in plain:
+        physical = path.resolve()
+        audited.append(AuditedPath(path_map.logical(physical), physical))
+        if owner := store_path_of(path_map.logical(physical), store.store_dir):
+            closure.add(owner)
+    violations = audit_hermetic(audited, closure, store.store_dir, path_map, args.allow)
+    sys.stdout.write(render_json(violations) if args.json else render_table(violations))
+    return 1 if violations else 0
+
+
+def _classify(args: argparse.Namespace, store: Store) -> tuple[list[str], list[Path]]:
+    """Split arguments into valid store paths (stages expand to their outputs) and plain files."""
+    stage_outputs: dict[str, list[str]] | None = None
+    store_paths: list[str] = []
+    plain: list[Path] = []
+    for item in args.items:
+        if item.startswith(store.store_dir + "/") or item.startswith(f"{store.physical_dir}/"):
+            path = store.to_store_path(item)
+            store.query_info(path)
+            store_paths.append(path)
+        elif Path(item).exists():
+            plain.append(Path(item))
+        elif "/" in item:
+            raise BootstrapError(f"{item}: no such file or directory")
+        else:
+            if stage_outputs is None:
+                stage_outputs = _stage_outputs(args, store)
+            if item not in stage_outputs:
+                raise BootstrapError(
+                    f"{item!r} is neither a store path, a file nor a stage "
+                    f"(stages: {', '.join(stage_outputs)})"
+                )
+            missing = [p for p in stage_outputs[item] if not store.is_valid(p)]
+            if missing:
+                raise BootstrapError(f"stage {item} is not fully built: {missing[0]} is missing")
+            store_paths += stage_outputs[item]
+    return store_paths, plain
+
+
+def _stage_outputs(args: argparse.Namespace, store: Store) -> dict[str, list[str]]:
+    plan = plan_from_args(args, store)
+    outputs: dict[str, list[str]] = {}
+    for stage, drvs in plan.stages.items():
+        outputs[stage] = [o.path for d in drvs for o in plan.graph.derivations[d].outputs.values()]
+    return outputs
+
+
+def _path_map(specs: list[str], store: Store) -> PathMap:
+    mounts: list[tuple[str, Path]] = [("/", Path("/")), (store.store_dir, store.physical_dir)]
+    for spec in specs:
+        logical, sep, physical = spec.partition("=")
+        if not sep or not logical.startswith("/") or not physical:
+            raise BootstrapError(f"--map {spec!r}: expected LOGICAL=PHYSICAL, LOGICAL absolute")
+        mounts.append((logical, Path(physical).resolve()))
+    return PathMap.of(mounts)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    plan = plan_from_args(args, store)
+    stages = args.only or list(plan.stages)
+    unknown = [s for s in stages if s not in plan.stages]
+    if unknown:
+        raise BootstrapError(
+            f"unknown stage {unknown[0]!r}: expected one of {', '.join(plan.stages)}"
+        )
+    root = args.check_store or Path(tempfile.mkdtemp(prefix="bootstrap-check-"))
+    try:
+        check = Store(root, store.store_dir)
+        options = BuildOptions(cores=args.cores, fetcher=Fetcher())
+        results = reproduce(store, check, plan, stages, options, args.diffoscope)
+    finally:
+        if args.check_store is None:
+            remove_tree(root)
+    print(render(results))
+    return 1 if any(r.status in (DIFFERS, FAILED) for r in results) else 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    a, b = (load_manifest(path) for path in args.manifests)
+    lines = diff_manifests(a, b)
+    print("\n".join(lines) if lines else "identical: every stage hash matches")
+    return 1 if lines else 0
+
+
+def run_manifest(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    print_json(build_manifest(store, plan_from_args(args, store)))
+    return 0

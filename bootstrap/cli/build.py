@@ -1,0 +1,165 @@
+"""`bootstrap run|show|graph|fetch|log`: evaluate the staged recipes and realise them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
+from bootstrap.build import BuildOptions, log_path, outputs_valid
+from bootstrap.builtins import BUILTINS
+from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.errors import BootstrapError
+from bootstrap.fetch import Fetcher
+from bootstrap.scheduler import BuildGraph, Scheduler
+from bootstrap.store.gc import add_root
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run",
+        help="build the toolchain for a target, stage by stage (resumable)",
+        description="Build everything the target's stages need that is not yet in the store. "
+        "Interrupt at any time; running again continues where it stopped.",
+    )
+    add_target_options(run)
+    run.add_argument(
+        "-j", "--max-jobs", type=_positive, default=1, help="derivations built at once (default 1)"
+    )
+    run.add_argument(
+        "--cores",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        help="cores each build may use (default: all)",
+    )
+    run.add_argument(
+        "--keep-going", action="store_true", help="build what does not depend on a failure"
+    )
+    run.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="build without isolation "
+        "(only when --store-dir is the physical store; recorded as non-hermetic)",
+    )
+    run.add_argument("--offline", action="store_true", help="never use the network")
+    run.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a build after this")
+    run.add_argument(
+        "--max-silent",
+        type=float,
+        metavar="SECONDS",
+        help="kill a build that prints nothing for this long",
+    )
+    run.add_argument(
+        "--out-link",
+        default="result",
+        metavar="LINK",
+        help="symlink to the last package's output, a GC root (default: result)",
+    )
+    run.add_argument("--no-out-link", action="store_true", help="create no out link")
+    run.set_defaults(func=run_run)
+
+    show = commands.add_parser("show", help="list what a target builds, from what, and status")
+    add_target_options(show)
+    show.set_defaults(func=run_show)
+
+    graph = commands.add_parser("graph", help="print the build graph (Graphviz dot)")
+    add_target_options(graph)
+    graph.add_argument("--format", choices=["dot"], default="dot")
+    graph.set_defaults(func=run_graph)
+
+    fetch = commands.add_parser("fetch", help="download every source a target needs")
+    add_target_options(fetch)
+    fetch.add_argument("-j", "--max-jobs", type=_positive, default=4)
+    fetch.set_defaults(func=run_fetch)
+
+    log = commands.add_parser("log", help="print the build log of a derivation or output")
+    log.add_argument("path", metavar="PATH", help="a .drv path or an output path")
+    add_store_options(log)
+    log.set_defaults(func=run_log)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    plan = plan_from_args(args, store)
+    graph = plan.graph
+    options = BuildOptions(
+        cores=args.cores,
+        sandboxed=not args.no_sandbox,
+        max_seconds=args.timeout,
+        max_silent_seconds=args.max_silent,
+        fetcher=Fetcher(offline=args.offline),
+    )
+    scheduler = Scheduler(store, options, max_jobs=args.max_jobs, keep_going=args.keep_going)
+    summary = scheduler.realise(graph)
+    print(summary.render(graph))
+    manifest = build_manifest(store, plan)
+    written = write_manifest(manifest, manifest_dir(store))
+    print("stage hashes (compare with `bootstrap audit diff`):")
+    print("\n".join(f"  {line}" for line in summary_lines(manifest)))
+    print(f"manifest: {written}")
+    if not summary.ok:
+        return 1
+    last = graph.derivations[graph.targets[-1]].outputs["out"].path
+    if not args.no_out_link:
+        add_root(store, last, link=Path(args.out_link))
+        print(f"{args.out_link} -> {last}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    plan = plan_from_args(args, store)
+    graph = plan.graph
+    print(f"{'stage':<10} {'package':<36} {'status':<8} output")
+    for path in graph.topological():
+        drv = graph.derivations[path]
+        status = "built" if outputs_valid(store, drv) else "missing"
+        stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
+        print(f"{stage:<10} {drv.name:<36} {status:<8} {drv.outputs['out'].path}")
+    return 0
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    plan = plan_from_args(args, open_store(args))
+    graph = plan.graph
+    lines = ["digraph bootstrap {", "  rankdir=LR;", "  node [shape=box];"]
+    for path in graph.topological():
+        drv = graph.derivations[path]
+        shape = ", shape=note" if drv.builder in BUILTINS else ""
+        stage = plan.stage_of(path)
+        label = f"{drv.name}\\n{stage}" if stage else drv.name
+        lines.append(f'  "{path}" [label="{label}"{shape}];')
+        lines += [f'  "{dep}" -> "{path}";' for dep in drv.input_drvs]
+    print("\n".join([*lines, "}"]))
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    graph = plan_from_args(args, store).graph
+    fetches = [p for p in graph.topological() if graph.derivations[p].builder in BUILTINS]
+    sources = BuildGraph(graph.derivations, graph.local_sources, fetches)
+    summary = Scheduler(store, max_jobs=args.max_jobs).realise(sources)
+    print(summary.render(sources))
+    return 0 if summary.ok else 1
+
+
+def run_log(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    path = store.to_store_path(args.path)
+    drv_path = path if path.endswith(".drv") else store.query_info(path).deriver
+    if not drv_path:
+        raise BootstrapError(f"{path} was not built by bootstrap: it has no deriver")
+    log = log_path(store, drv_path)
+    if not log.exists():
+        raise BootstrapError(f"no build log for {drv_path}")
+    sys.stdout.write(log.read_text(errors="replace"))
+    return 0

@@ -1,0 +1,73 @@
+"""Options and helpers shared by command modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.recipe import Recipes, TargetPlan, plan_target
+from bootstrap.store import Store
+
+SUPPORTED_SYSTEMS = {"x86_64": "x86_64-linux"}
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="ROOT",
+        type=Path,
+        help="physical root of the store (default: $BOOTSTRAP_STORE or "
+        "~/.local/share/bootstrap); files live in ROOT/store, state in ROOT/var",
+    )
+    parser.add_argument(
+        "--store-dir",
+        metavar="DIR",
+        help="logical store directory that paths are named under "
+        "(default: $BOOTSTRAP_STORE_DIR or /bootstrap/store; /nix/store works too)",
+    )
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    return Store(args.store, args.store_dir)
+
+
+def print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def add_target_options(parser: argparse.ArgumentParser, positional: bool = True) -> None:
+    """TARGET (positional or --target, default x86_64-linux), --until/--stage, --stages."""
+    if positional:
+        parser.add_argument("target", nargs="?", help="target system (default: x86_64-linux)")
+    parser.add_argument(
+        "--target",
+        dest="target_opt",
+        metavar="TARGET",
+        help=argparse.SUPPRESS if positional else "target system (default: x86_64-linux)",
+    )
+    parser.add_argument("--until", metavar="STAGE", help="stop after this stage")
+    parser.add_argument("--stage", dest="until", metavar="STAGE", help="same as --until")
+    parser.add_argument(
+        "--stages",
+        type=Path,
+        metavar="DIR",
+        help="recipes directory (default: the stages/ beside the package)",
+    )
+    add_store_options(parser)
+
+
+def plan_from_args(args: argparse.Namespace, store: Store) -> TargetPlan:
+    target = args.target_opt or getattr(args, "target", None) or "x86_64-linux"
+    host = SUPPORTED_SYSTEMS.get(platform.machine())
+    if target != host:
+        raise BootstrapError(
+            f"target {target!r} cannot be built on this {platform.machine()} "
+            f"host: expected {host or 'an x86_64 host'}"
+        )
+    recipes = Recipes(stages_dir=args.stages) if args.stages else Recipes()
+    return plan_target(store.store_dir, target, recipes, args.until)

@@ -1,0 +1,60 @@
+"""`bootstrap export`: write a closure as a Nix binary cache or a plain tar archive."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bootstrap.cli.common import add_target_options, open_store, plan_from_args
+from bootstrap.export import (
+    COMPRESSIONS,
+    export_binary_cache,
+    export_closure_tar,
+    stage_outputs,
+    store_path_root,
+)
+from bootstrap.store import Store
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export a closure as a Nix binary cache or a tar archive",
+        description="Export the closure of a target's stage outputs (every package of the "
+        "selected stages), or of one store path given as TARGET, so that another builder "
+        "can use it.",
+    )
+    add_target_options(parser)
+    parser.add_argument("--to", required=True, type=Path, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--format",
+        choices=["binary-cache", "tar"],
+        default="binary-cache",
+        help="a Nix binary cache (default), or DIR/closure.tar[.xz|.zst] with closure.json",
+    )
+    parser.add_argument(
+        "--compression", choices=COMPRESSIONS, default="xz", help="of NARs or the tar (default xz)"
+    )
+    parser.set_defaults(func=run_export)
+
+
+def _roots(args: argparse.Namespace, store: Store) -> list[str]:
+    target = args.target_opt or args.target or ""
+    if "/" in target:
+        return [store_path_root(store, target)]
+    return stage_outputs(store, plan_from_args(args, store))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    roots = _roots(args, store)
+    if args.format == "tar":
+        result = export_closure_tar(store, roots, args.to, args.compression)
+        print(f"{result.archive}: {len(result.closure)} paths, {result.size} bytes")
+        return 0
+    cache = export_binary_cache(store, roots, args.to, args.compression)
+    print(
+        f"{cache.directory}: {len(cache.closure)} paths "
+        f"({len(cache.written)} written, {len(cache.present)} already present)"
+    )
+    return 0

@@ -1,0 +1,119 @@
+"""`bootstrap store ...`: add paths, query them, verify the store and collect garbage."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bootstrap.cli.common import add_store_options, open_store, print_json
+from bootstrap.nar import nar_hash
+from bootstrap.store import PathInfo, default_store_dir
+from bootstrap.store.gc import add_root, collect_garbage
+from bootstrap.store.verify import verify_store
+from bootstrap.storepath import source_path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("store", help="manage the content-addressed store")
+    actions = parser.add_subparsers(dest="store_action", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="copy a file or tree into the store; print its path")
+    add.add_argument("path", metavar="PATH", type=Path)
+    add.add_argument("--name", help="store path name (default: the file's name)")
+    add.add_argument("--dry-run", action="store_true", help="print the path, add nothing")
+    add_store_options(add)
+    add.set_defaults(func=run_add)
+
+    info = actions.add_parser("path-info", help="show NAR hash, size and references of paths")
+    info.add_argument("paths", nargs="+", metavar="PATH")
+    info.add_argument("-r", "--recursive", action="store_true", help="include the closure")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    add_store_options(info)
+    info.set_defaults(func=run_path_info)
+
+    verify = actions.add_parser("verify", help="recompute and check every path's NAR hash")
+    verify.add_argument(
+        "--repair", action="store_true", help="delete corrupt paths and what refers to them"
+    )
+    add_store_options(verify)
+    verify.set_defaults(func=run_verify)
+
+    gc = actions.add_parser("gc", help="delete paths not reachable from a GC root")
+    gc.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    add_store_options(gc)
+    gc.set_defaults(func=run_gc)
+
+    root = actions.add_parser("add-root", help="protect a store path from gc")
+    root.add_argument("path", metavar="PATH")
+    root.add_argument("--link", type=Path, help="make LINK point to PATH, an indirect root")
+    add_store_options(root)
+    root.set_defaults(func=run_add_root)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    name = args.name or args.path.name
+    if args.dry_run:
+        digest, _ = nar_hash(args.path)
+        print(source_path(digest, name, args.store_dir or default_store_dir()))
+    else:
+        print(open_store(args).add_path(args.path, name))
+    return 0
+
+
+def run_path_info(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    paths = [store.to_store_path(p) for p in args.paths]
+    infos = [store.query_info(p) for p in (store.closure(paths) if args.recursive else paths)]
+    if args.json:
+        print_json([_info_json(i) for i in infos])
+    else:
+        for i in infos:
+            print(f"{i.path}\t{i.nar_hash}\t{i.nar_size}")
+    return 0
+
+
+def _info_json(info: PathInfo) -> dict:
+    return {
+        "path": info.path,
+        "narHash": info.nar_hash.sri,
+        "narSize": info.nar_size,
+        "references": list(info.references),
+        "deriver": info.deriver,
+        "ca": info.ca,
+        "registrationTime": info.registration_time,
+    }
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    result = verify_store(open_store(args), repair=args.repair)
+    for path in result.missing:
+        print(f"missing: {path}")
+    for path, expected, actual in result.corrupt:
+        print(f"corrupt: {path}: registered {expected}, found {actual}")
+    for path in result.removed:
+        print(f"removed: {path}")
+    print(
+        f"checked {result.checked} paths: {len(result.missing)} missing, "
+        f"{len(result.corrupt)} corrupt"
+    )
+    return 0 if result.ok or args.repair else 1
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    result = collect_garbage(open_store(args), dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for path in result.dead:
+        print(f"{verb} {path}")
+    for entry in result.garbage_files:
+        print(f"{verb} leftover {entry}")
+    print(
+        f"{len(result.roots)} roots, {len(result.live)} live paths; {verb} "
+        f"{len(result.dead)} paths ({result.freed_bytes / 1e6:.1f} MB)"
+    )
+    return 0
+
+
+def run_add_root(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    print(add_root(store, store.to_store_path(args.path), args.link))
+    return 0

@@ -1,0 +1,158 @@
+"""Export a closure as a Nix binary cache (`file://` substituter) that Nix 2.8 reads.
+
+Layout of the cache directory:
+    nix-cache-info              StoreDir, WantMassQuery, Priority
+    nar/<filehash>.nar[.xz|.zst] each path's NAR, compressed; named by the file's sha256
+    <hashpart>.narinfo          what Nix needs to substitute the path (see `NarInfo`)
+
+A path whose .narinfo (and the NAR it names) is already there is skipped. Each NAR is
+serialised straight into its compressor and a temporary file, hashed on the way, checked
+against the NAR hash the store registered, and only then renamed; the .narinfo is written
+last, after those of its references, so an interrupted export leaves a usable cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.export.files import (
+    EXTENSIONS,
+    CompressedWriter,
+    check_compression,
+    publish,
+    staged_file,
+    write_atomically,
+)
+from bootstrap.hashing import Hash
+from bootstrap.nar import serialise
+from bootstrap.store import PathInfo, Store
+from bootstrap.store.copy import references_first
+from bootstrap.storepath import split_store_path
+
+PRIORITY = 40
+
+
+@dataclass(frozen=True)
+class NarInfo:
+    """One .narinfo file: a store path, where its compressed NAR is, and its metadata."""
+
+    info: PathInfo
+    url: str
+    compression: str
+    file_hash: Hash
+    file_size: int
+
+    def render(self) -> str:
+        """The text, fields in the order Nix writes them; References is present even if empty."""
+        info = self.info
+        lines = [
+            f"StorePath: {info.path}",
+            f"URL: {self.url}",
+            f"Compression: {self.compression}",
+            f"FileHash: {self.file_hash}",
+            f"FileSize: {self.file_size}",
+            f"NarHash: {info.nar_hash}",
+            f"NarSize: {info.nar_size}",
+            "References: " + " ".join(_basename(ref) for ref in info.references),
+        ]
+        if info.deriver:
+            lines.append(f"Deriver: {_basename(info.deriver)}")
+        if info.ca:
+            lines.append(f"CA: {info.ca}")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class CacheExport:
+    """What an export did: the whole closure, and which of it was written or already there."""
+
+    directory: Path
+    closure: tuple[str, ...]
+    written: tuple[str, ...]
+    present: tuple[str, ...]
+
+
+def _basename(store_path: str) -> str:
+    return store_path.rsplit("/", 1)[1]
+
+
+def cache_info_text(store_dir: str) -> str:
+    return f"StoreDir: {store_dir}\nWantMassQuery: 1\nPriority: {PRIORITY}\n"
+
+
+def export_binary_cache(
+    store: Store, paths: Iterable[str], directory: Path, compression: str = "xz"
+) -> CacheExport:
+    """Write the closure of `paths` into the binary cache at `directory` (made if missing)."""
+    check_compression(compression)
+    closure = store.closure(paths)
+    directory = Path(directory)
+    (directory / "nar").mkdir(parents=True, exist_ok=True)
+    _claim_cache_info(directory, store.store_dir)
+    written, present = [], []
+    for path in references_first(store, closure):
+        narinfo = directory / f"{split_store_path(path, store.store_dir)[0]}.narinfo"
+        if _complete(narinfo):
+            present.append(path)
+            continue
+        entry = _write_nar(store, store.query_info(path), directory, compression)
+        write_atomically(narinfo, entry.render().encode())
+        written.append(path)
+    return CacheExport(directory, tuple(closure), tuple(written), tuple(present))
+
+
+def _claim_cache_info(directory: Path, store_dir: str) -> None:
+    """Write nix-cache-info, or check that an existing cache is for the same store dir."""
+    file = directory / "nix-cache-info"
+    if not file.exists():
+        write_atomically(file, cache_info_text(store_dir).encode())
+        return
+    fields = _fields(file.read_text())
+    if fields.get("StoreDir") != store_dir:
+        raise BootstrapError(
+            f"{file}: StoreDir is {fields.get('StoreDir')!r}, expected {store_dir!r}: "
+            "export into another directory"
+        )
+
+
+def _fields(text: str) -> dict[str, str]:
+    pairs = (line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return dict(pairs)
+
+
+def _complete(narinfo: Path) -> bool:
+    """Whether a .narinfo exists and the NAR file it names does too."""
+    if not narinfo.exists():
+        return False
+    url = _fields(narinfo.read_text()).get("URL", "")
+    return bool(url) and (narinfo.parent / url).is_file()
+
+
+def _write_nar(store: Store, info: PathInfo, directory: Path, compression: str) -> NarInfo:
+    """Serialise, compress and hash one path's NAR into nar/, checking it against `info`."""
+    nar_hasher = hashlib.sha256()
+    nar_size = 0
+    with staged_file(directory / "nar") as out:
+        writer = CompressedWriter(out, compression)
+
+        def feed(data: bytes) -> None:
+            nonlocal nar_size
+            nar_hasher.update(data)
+            nar_size += len(data)
+            writer.write(data)
+
+        serialise(store.real_path(info.path), feed)
+        file_hash = writer.finish()
+        actual = Hash("sha256", nar_hasher.digest())
+        if (actual, nar_size) != (info.nar_hash, info.nar_size):
+            raise BootstrapError(
+                f"{info.path}: contents no longer match the NAR hash registered for it "
+                f"({actual} != {info.nar_hash}): run `bootstrap store verify`"
+            )
+        url = f"nar/{file_hash.nix32}.nar{EXTENSIONS[compression]}"
+        publish(out, directory / url)
+    return NarInfo(info, url, compression, file_hash, writer.size)

@@ -1,0 +1,257 @@
+"""The recipe language of `stages/`: packages, seeds and stages, evaluated into derivations.
+
+A `Package` reads like a data sheet: name, version, sources (fixed-output downloads), patches,
+what it is built with (`inputs`), a builder script and environment. Evaluation turns packages
+into derivations whose output paths cover every input, and collects them into a `BuildGraph`
+for the scheduler. Nothing here builds or downloads.
+
+Every package builds by running `<shell>/bin/sh -e prelude.sh`: the prelude (in
+`stages/builders/`) sets up PATH from the inputs, unpacks `$srcs`, applies `$patches` and then
+sources the package's own builder script.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.builtins import FETCHURL, UNPACK
+from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
+from bootstrap.errors import BootstrapError
+from bootstrap.fetch import Source
+from bootstrap.hashing import Hash
+from bootstrap.nar import nar_hash
+from bootstrap.scheduler import BuildGraph
+from bootstrap.storepath import source_path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+PRELUDE = "prelude.sh"
+
+
+@dataclass(frozen=True, eq=False)
+class Seed:
+    """A prebuilt, hashed tree that roots the chain: an archive unpacked into the store.
+
+    Its store path is a recursive fixed output (`tree_hash` is the NAR sha256 of the unpacked
+    tree), so it depends on nothing but its content.
+    """
+
+    name: str
+    archive_hash: Hash
+    tree_hash: Hash
+    urls: tuple[str, ...] = ()
+    strip_top: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Package:
+    name: str
+    version: str
+    builder: str
+    sources: tuple[Source, ...] = ()
+    patches: tuple[str, ...] = ()
+    inputs: tuple[Package | Seed, ...] = ()
+    shell: Package | Seed | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ("out",)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name}-{self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named, ordered group of packages; the chain is a list of stages."""
+
+    name: str
+    packages: tuple[Package | Seed, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Recipes:
+    """Where recipes live: `stages/` (recipes and builder scripts) and `patches/`."""
+
+    stages_dir: Path = REPO_DIR / "stages"
+    patches_dir: Path = REPO_DIR / "patches"
+
+    def targets(self) -> dict[str, list[Stage]]:
+        module = _load_stages_package(self.stages_dir)
+        targets = getattr(module, "TARGETS", None)
+        if not isinstance(targets, dict):
+            raise BootstrapError(f"{self.stages_dir}/__init__.py: expected a dict named TARGETS")
+        return targets
+
+    def stages(self, target: str) -> list[Stage]:
+        targets = self.targets()
+        if target not in targets:
+            raise BootstrapError(
+                f"unknown target {target!r}: expected one of {', '.join(sorted(targets))}"
+            )
+        return targets[target]
+
+
+def _load_stages_package(stages_dir: Path):
+    init = stages_dir / "__init__.py"
+    if not init.is_file():
+        raise BootstrapError(f"{init}: no recipes found (set --stages to the stages directory)")
+    spec = importlib.util.spec_from_file_location(
+        "stages", init, submodule_search_locations=[str(stages_dir)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stages"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Evaluator:
+    """Turns packages and seeds into derivations, memoised, for one store dir and system."""
+
+    def __init__(self, store_dir: str, system: str, recipes: Recipes | None = None) -> None:
+        self.store_dir = store_dir
+        self.system = system
+        self.recipes = recipes or Recipes()
+        self.graph = BuildGraph(derivations={})
+        self._hasher = DerivationHasher(self.graph.derivations.__getitem__, store_dir)
+        self._paths: dict[int, str] = {}
+        self._fetches: dict[Hash, str] = {}
+
+    def evaluate(self, targets: Sequence[Package | Seed]) -> BuildGraph:
+        self.graph.targets = [self.drv_path_of(t) for t in targets]
+        return self.graph
+
+    def drv_path_of(self, item: Package | Seed) -> str:
+        if id(item) not in self._paths:
+            drv = self._seed(item) if isinstance(item, Seed) else self._package(item)
+            self._paths[id(item)] = self._add(drv)
+        return self._paths[id(item)]
+
+    def output_path(self, item: Package | Seed, output: str = "out") -> str:
+        return self.graph.derivations[self.drv_path_of(item)].outputs[output].path
+
+    def _add(self, drv: Derivation) -> str:
+        drv = self._hasher.fill_outputs(drv)
+        path = drv_path(drv, self.store_dir)
+        self.graph.derivations[path] = drv
+        return path
+
+    def _seed(self, seed: Seed) -> Derivation:
+        return Derivation(
+            name=seed.name,
+            outputs={"out": Output(hash_algo="r:sha256", hash=seed.tree_hash.hex)},
+            system=self.system,
+            builder=UNPACK,
+            env={
+                "urls": " ".join(seed.urls),
+                "archiveHash": str(seed.archive_hash),
+                "stripTop": "1" if seed.strip_top else "0",
+            },
+        )
+
+    def _fetch(self, source: Source) -> str:
+        if source.hash not in self._fetches:
+            algo = source.hash.algo
+            self._fetches[source.hash] = self._add(
+                Derivation(
+                    name=source.name,
+                    outputs={"out": Output(hash_algo=algo, hash=source.hash.hex)},
+                    system=self.system,
+                    builder=FETCHURL,
+                    env={"urls": " ".join(source.urls)},
+                )
+            )
+        return self._fetches[source.hash]
+
+    def _local(self, file: Path) -> str:
+        if not file.is_file():
+            raise BootstrapError(f"{file}: recipe file not found")
+        path = source_path(nar_hash(file)[0], file.name, self.store_dir)
+        self.graph.local_sources[path] = file
+        return path
+
+    def _package(self, pkg: Package) -> Derivation:
+        where = f"package {pkg.full_name}"
+        shell = pkg.shell or (pkg.inputs[0] if pkg.inputs else None)
+        if shell is None:
+            raise BootstrapError(f"{where}: needs an input or a shell that provides bin/sh")
+        builders = self.recipes.stages_dir / "builders"
+        prelude = self._local(builders / PRELUDE)
+        script = self._local(builders / pkg.builder)
+        patches = [self._local(self.recipes.patches_dir / p) for p in pkg.patches]
+        fetches = [self._fetch(s) for s in pkg.sources]
+        deps = list(dict.fromkeys([*pkg.inputs, shell]))
+        dep_drvs = [self.drv_path_of(d) for d in deps]
+        input_outs = [self.output_path(i) for i in pkg.inputs]
+        shell_path = f"{self.output_path(shell)}/bin/sh"
+        env = {
+            "name": pkg.full_name,
+            "pname": pkg.name,
+            "version": pkg.version,
+            "system": self.system,
+            "srcs": " ".join(self.graph.derivations[f].outputs["out"].path for f in fetches),
+            "patches": " ".join(patches),
+            "builderScript": script,
+            "inputs": " ".join(input_outs),
+            "PATH": ":".join(f"{p}/bin" for p in input_outs),
+            "SHELL": shell_path,
+            **_checked_env(where, pkg.env),
+        }
+        return Derivation(
+            name=pkg.full_name,
+            outputs={name: Output() for name in pkg.outputs},
+            input_drvs={p: ("out",) for p in [*fetches, *dep_drvs]},
+            input_srcs=(prelude, script, *patches),
+            system=self.system,
+            builder=shell_path,
+            args=("-e", prelude),
+            env=env,
+        )
+
+
+def _checked_env(where: str, env: Mapping[str, str]) -> dict[str, str]:
+    for key, value in env.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise BootstrapError(f"{where}: env {key!r} must map strings to strings")
+    return dict(env)
+
+
+@dataclass
+class TargetPlan:
+    """A target's build graph and, per stage in order, the drv paths of its packages."""
+
+    target: str
+    graph: BuildGraph
+    stages: dict[str, list[str]]
+
+    def stage_of(self, drv: str) -> str | None:
+        return next((name for name, drvs in self.stages.items() if drv in drvs), None)
+
+
+def select_stages(stages: Sequence[Stage], until: str | None = None) -> list[Stage]:
+    """`stages` up to and including the one named `until` (all of them without `until`)."""
+    names = [s.name for s in stages]
+    if until is None:
+        return list(stages)
+    if until not in names:
+        raise BootstrapError(f"unknown stage {until!r}: expected one of {', '.join(names)}")
+    return list(stages[: names.index(until) + 1])
+
+
+def plan_target(
+    store_dir: str, target: str, recipes: Recipes, until: str | None = None
+) -> TargetPlan:
+    """Evaluate the target's stages (up to `until`) into one build graph."""
+    stages = select_stages(recipes.stages(target), until)
+    evaluator = Evaluator(store_dir, target, recipes)
+    graph = evaluator.evaluate([p for stage in stages for p in stage.packages])
+    per_stage: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for stage in stages:
+        drvs = [evaluator.drv_path_of(p) for p in stage.packages]
+        per_stage[stage.name] = [d for d in drvs if d not in seen]
+        seen.update(drvs)
+    return TargetPlan(target, graph, per_stage)

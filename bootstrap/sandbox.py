@@ -1,0 +1,552 @@
+"""Run one builder in a fresh hermetic sandbox (bubblewrap), or explicitly without one.
+
+The sandbox sees only what the caller binds: each input store path read-only at its logical
+path, a writable build directory at /build, the logical store directory writable (backed by a
+private staging directory, so a builder creates its outputs exactly as in Nix: `$out` does not
+exist at start and may become a file or a directory), minimal /dev and /proc, a synthetic /etc,
+no network unless asked for (fixed-output derivations), a fixed uid/gid/hostname and a clean
+environment. See docs/sandbox.md for the design and its reasons.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, NamedTuple
+
+from bootstrap.errors import BootstrapError
+
+SANDBOX_BUILD_DIR = "/build"
+HOMELESS_SHELTER = "/homeless-shelter"
+PATH_NOT_SET = "/path-not-set"
+SANDBOX_UID = 1000
+SANDBOX_GID = 100
+SANDBOX_HOSTNAME = "localhost"
+DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date zip can store
+BWRAP_ENV_VAR = "BOOTSTRAP_BWRAP"
+NO_SANDBOX_HINT = "run with --no-sandbox to build without isolation (results are non-hermetic)"
+
+_RESERVED_DESTINATIONS = (SANDBOX_BUILD_DIR, "/proc", "/dev", "/etc")
+_RESERVED_ENV = frozenset(
+    {
+        "HOME",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "TEMPDIR",
+        "PWD",
+        "BOOTSTRAP_BUILD_TOP",
+        "BOOTSTRAP_CORES",
+        "SOURCE_DATE_EPOCH",
+        "LC_ALL",
+        "TZ",
+    }
+)
+_HOST_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/services", "/etc/protocols")
+_READ_CHUNK = 65536
+_DRAIN_SECONDS = 2.0
+
+LineCallback = Callable[[str], None]
+
+
+class TimeoutKind(StrEnum):
+    """Why a build was killed: it ran too long in total, or printed nothing for too long."""
+
+    TOTAL = "total"
+    SILENT = "silent"
+
+
+class Bind(NamedTuple):
+    """A host path (`physical`) that the builder sees at `logical`."""
+
+    physical: Path
+    logical: str
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything one builder run needs.
+
+    `inputs` are mounted read-only; `outputs` name where each output should end up on the host
+    (`physical`, which must not exist yet) and its store path (`logical`). All outputs share one
+    logical store directory. `env` is the derivation's environment; the sandbox adds the fixed
+    variables (HOME, TMPDIR, ...) and refuses to let `env` override them. `sandboxed=False` is
+    the explicit no-sandbox mode: it needs physical == logical for every bind.
+    """
+
+    command: Sequence[str]
+    build_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    inputs: Sequence[Bind] = ()
+    outputs: Sequence[Bind] = ()
+    network: bool = False
+    cores: int = 1
+    max_seconds: float | None = None
+    max_silent_seconds: float | None = None
+    source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
+    sandboxed: bool = True
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How a builder run ended. `exit_code` is 128+N when the builder died of signal N."""
+
+    exit_code: int
+    duration: float
+    timed_out: TimeoutKind | None
+    hermetic: bool
+    log_path: Path
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.timed_out is None
+
+
+def run_in_sandbox(
+    spec: SandboxSpec, log_path: Path, on_line: LineCallback | None = None
+) -> SandboxResult:
+    """Run `spec.command`, stream its merged stdout/stderr to `log_path` (and `on_line`).
+
+    On success each declared output the builder created is moved to its physical path; after a
+    failure or timeout nothing is left there (except in no-sandbox mode, which writes in place).
+    The whole process tree is killed on exit, timeout, or any exception (Ctrl-C included).
+    """
+    inputs, outputs = _validated_binds(spec)
+    _check_env(spec.env)
+    if spec.sandboxed:
+        bwrap = check_sandbox_available()
+        return _run_sandboxed(spec, bwrap, inputs, outputs, Path(log_path), on_line)
+    return _run_unsandboxed(spec, Path(log_path), on_line)
+
+
+def check_sandbox_available() -> str:
+    """Return the bwrap executable after proving it can create all namespaces we need."""
+    bwrap = os.environ.get(BWRAP_ENV_VAR) or shutil.which("bwrap")
+    if not bwrap:
+        raise BootstrapError(
+            f"sandbox: bubblewrap (bwrap) not found on PATH or in ${BWRAP_ENV_VAR}; "
+            f"install the 'bubblewrap' package or {NO_SANDBOX_HINT}"
+        )
+    problem = _probe_bwrap(bwrap)
+    if problem:
+        raise BootstrapError(
+            f"sandbox: {bwrap} cannot create namespaces ({problem}); {NO_SANDBOX_HINT}"
+        )
+    return bwrap
+
+
+@functools.cache
+def _probe_bwrap(bwrap: str) -> str:
+    """Run a trivial command with the same isolation flags; return '' or bwrap's complaint."""
+    true = shutil.which("true") or "/bin/true"
+    argv = [bwrap, *_isolation_flags(network=False), "--ro-bind", "/", "/", true]
+    try:
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if probe.returncode == 0:
+        return ""
+    lines = probe.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit code {probe.returncode}"
+
+
+def sandbox_environment(spec: SandboxSpec, build_top: str) -> dict[str, str]:
+    """The exact environment the builder sees: derivation env plus the fixed variables."""
+    env = {"PATH": PATH_NOT_SET, **spec.env}
+    env.update(
+        HOME=HOMELESS_SHELTER,
+        TMPDIR=build_top,
+        TMP=build_top,
+        TEMP=build_top,
+        TEMPDIR=build_top,
+        PWD=build_top,
+        BOOTSTRAP_BUILD_TOP=build_top,
+        BOOTSTRAP_CORES=str(spec.cores),
+        SOURCE_DATE_EPOCH=str(spec.source_date_epoch),
+        LC_ALL="C",
+        TZ="UTC",
+    )
+    return env
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _validated_binds(spec: SandboxSpec) -> tuple[list[Bind], list[Bind]]:
+    if not spec.command:
+        raise BootstrapError("sandbox spec: command is empty; expected an argv list")
+    if spec.cores < 1:
+        raise BootstrapError(f"sandbox spec: cores is {spec.cores}; expected a positive integer")
+    if not Path(spec.build_dir).is_dir():
+        raise BootstrapError(f"sandbox spec: build_dir {spec.build_dir} is not a directory")
+    inputs = [_checked_bind(b, "input") for b in spec.inputs]
+    outputs = [_checked_bind(b, "output") for b in spec.outputs]
+    for bind in inputs:
+        if not os.path.lexists(bind.physical):
+            raise BootstrapError(f"sandbox spec: input {bind.physical} does not exist")
+    for bind in outputs:
+        if os.path.lexists(bind.physical):
+            raise BootstrapError(f"sandbox spec: output {bind.physical} already exists")
+    _check_unique([b.logical for b in inputs + outputs])
+    if len({str(PurePosixPath(b.logical).parent) for b in outputs}) > 1:
+        raise BootstrapError("sandbox spec: outputs must all live in one logical store directory")
+    if not spec.sandboxed:
+        _check_identity_mapping(inputs + outputs)
+    return sorted(inputs, key=lambda b: b.logical), outputs
+
+
+def _checked_bind(bind: Bind | tuple[Path | str, str], role: str) -> Bind:
+    physical, logical = bind
+    if not os.path.isabs(physical):
+        raise BootstrapError(f"sandbox spec: {role} path {physical} must be absolute")
+    pure = PurePosixPath(logical)
+    if not pure.is_absolute() or str(pure) != logical or ".." in pure.parts or pure == pure.parent:
+        raise BootstrapError(
+            f"sandbox spec: {role} logical path {logical!r} must be absolute, normalized, not /"
+        )
+    for reserved in _RESERVED_DESTINATIONS:
+        if pure == PurePosixPath(reserved) or pure.is_relative_to(reserved):
+            raise BootstrapError(
+                f"sandbox spec: {role} logical path {logical} collides with sandbox {reserved}"
+            )
+    return Bind(Path(physical), logical)
+
+
+def _check_unique(logicals: list[str]) -> None:
+    seen: set[str] = set()
+    for logical in logicals:
+        if logical in seen:
+            raise BootstrapError(f"sandbox spec: logical path {logical} is bound twice")
+        seen.add(logical)
+
+
+def _check_identity_mapping(binds: list[Bind]) -> None:
+    for bind in binds:
+        if os.path.normpath(bind.physical) != bind.logical:
+            raise BootstrapError(
+                f"no-sandbox mode: {bind.physical} would have to appear at {bind.logical}, which "
+                "needs a sandbox; without one the physical store must equal the logical store"
+            )
+
+
+def _check_env(env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if name in _RESERVED_ENV:
+            raise BootstrapError(
+                f"sandbox spec: env variable {name} is set by the sandbox; remove it from env"
+            )
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise BootstrapError(f"sandbox spec: env variable {name!r} has an invalid name/value")
+
+
+# --- sandboxed mode ---------------------------------------------------------------------------
+
+
+def _isolation_flags(network: bool) -> list[str]:
+    flags = ["--unshare-all", "--die-with-parent", "--new-session"]
+    flags += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--hostname", SANDBOX_HOSTNAME]
+    return [*flags, "--share-net"] if network else flags
+
+
+def _run_sandboxed(
+    spec: SandboxSpec,
+    bwrap: str,
+    inputs: list[Bind],
+    outputs: list[Bind],
+    log_path: Path,
+    on_line: LineCallback | None,
+) -> SandboxResult:
+    env = sandbox_environment(spec, SANDBOX_BUILD_DIR)
+    with _staging_dir(outputs) as staging, _etc_files(spec.network) as etc_fds:
+        argv = [bwrap, *_isolation_flags(spec.network), "--tmpfs", "/"]
+        argv += _mount_args(spec, inputs, outputs, staging, etc_fds)
+        argv += ["--remount-ro", "/", "--chdir", SANDBOX_BUILD_DIR, "--clearenv"]
+        for name, value in env.items():
+            argv += ["--setenv", name, value]
+        argv += ["--", *spec.command]
+        result = SandboxResult(
+            *_supervise(argv, spec, {}, list(etc_fds.values()), log_path, on_line),
+            hermetic=True,
+            log_path=log_path,
+        )
+        if staging is not None and result.succeeded:
+            _collect_outputs(staging, outputs)
+    return result
+
+
+def _mount_args(
+    spec: SandboxSpec,
+    inputs: list[Bind],
+    outputs: list[Bind],
+    staging: Path | None,
+    etc_fds: Mapping[str, int],
+) -> list[str]:
+    args: list[str] = []
+    for directory in _ancestors([b.logical for b in inputs + outputs]):
+        args += ["--perms", "0755", "--dir", directory]
+    if staging is not None:
+        args += ["--bind", str(staging), str(PurePosixPath(outputs[0].logical).parent)]
+    for bind in inputs:
+        if bind.physical.is_symlink():
+            args += ["--symlink", os.readlink(bind.physical), bind.logical]
+        else:
+            args += ["--ro-bind", str(bind.physical), bind.logical]
+    args += ["--bind", str(spec.build_dir), SANDBOX_BUILD_DIR, "--proc", "/proc", "--dev", "/dev"]
+    for destination, fd in etc_fds.items():
+        args += ["--ro-bind-data", str(fd), destination]
+    if spec.network:
+        for name in _HOST_NETWORK_FILES:
+            args += ["--ro-bind-try", name, name]
+    return args
+
+
+def _ancestors(logicals: list[str]) -> list[str]:
+    """Every proper ancestor directory of the given paths, parents first."""
+    found = {str(a) for p in logicals for a in PurePosixPath(p).parents if str(a) != "/"}
+    return sorted(found, key=lambda a: (a.count("/"), a))
+
+
+def _etc_text(network: bool) -> dict[str, str]:
+    passwd = (
+        "root:x:0:0:root:/root:/noshell\n"
+        f"builder:x:{SANDBOX_UID}:{SANDBOX_GID}:builder:{HOMELESS_SHELTER}:/noshell\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/noshell\n"
+    )
+    group = f"root:x:0:\nbuilders:x:{SANDBOX_GID}:\nnogroup:x:65534:\n"
+    files = {"/etc/passwd": passwd, "/etc/group": group}
+    if not network:
+        files["/etc/hosts"] = f"127.0.0.1 {SANDBOX_HOSTNAME}\n::1 {SANDBOX_HOSTNAME}\n"
+    return files
+
+
+@contextmanager
+def _etc_files(network: bool) -> Iterator[dict[str, int]]:
+    """Pipes holding the synthetic /etc files, read by bwrap's --ro-bind-data."""
+    fds: dict[str, int] = {}
+    try:
+        for destination, text in _etc_text(network).items():
+            read_end, write_end = os.pipe()
+            fds[destination] = read_end
+            with os.fdopen(write_end, "w") as writer:
+                writer.write(text)
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+@contextmanager
+def _staging_dir(outputs: list[Bind]) -> Iterator[Path | None]:
+    """A private directory on the outputs' filesystem, mounted as the logical store dir."""
+    if not outputs:
+        yield None
+        return
+    parent = outputs[0].physical.parent
+    if not parent.is_dir():
+        raise BootstrapError(f"sandbox spec: output directory {parent} does not exist")
+    staging = Path(tempfile.mkdtemp(prefix=".sandbox-", dir=parent))
+    try:
+        yield staging
+    finally:
+        _remove_tree(staging)
+
+
+def _collect_outputs(staging: Path, outputs: list[Bind]) -> None:
+    for bind in outputs:
+        built = staging / PurePosixPath(bind.logical).name
+        if os.path.lexists(built):
+            shutil.move(built, bind.physical)
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a tree even if the builder left unreadable or read-only directories in it."""
+    for root, dirs, _ in os.walk(path):
+        for name in dirs:
+            child = os.path.join(root, name)
+            if stat.S_ISDIR(os.lstat(child).st_mode):  # never chmod through a symlink
+                os.chmod(child, stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+# --- no-sandbox mode --------------------------------------------------------------------------
+
+
+def _run_unsandboxed(
+    spec: SandboxSpec, log_path: Path, on_line: LineCallback | None
+) -> SandboxResult:
+    """Run the builder directly, in the real build directory, with the same clean env."""
+    if os.path.lexists(HOMELESS_SHELTER):
+        raise BootstrapError(f"no-sandbox mode: {HOMELESS_SHELTER} exists; remove it")
+    build_top = str(Path(spec.build_dir).resolve())
+    env = sandbox_environment(spec, build_top)
+    result = _supervise(list(spec.command), spec, env, [], log_path, on_line, cwd=build_top)
+    return SandboxResult(*result, hermetic=False, log_path=log_path)
+
+
+# --- process supervision ----------------------------------------------------------------------
+
+
+@dataclass
+class _Clock:
+    """Deadlines for the total and the silent timeout."""
+
+    max_seconds: float | None
+    max_silent_seconds: float | None
+    start: float = field(default_factory=time.monotonic)
+    last_output: float = field(default_factory=time.monotonic)
+
+    def _deadlines(self) -> list[tuple[float, TimeoutKind]]:
+        deadlines = []
+        if self.max_seconds is not None:
+            deadlines.append((self.start + self.max_seconds, TimeoutKind.TOTAL))
+        if self.max_silent_seconds is not None:
+            deadlines.append((self.last_output + self.max_silent_seconds, TimeoutKind.SILENT))
+        return deadlines
+
+    def expired(self, now: float) -> TimeoutKind | None:
+        return next((kind for deadline, kind in self._deadlines() if now >= deadline), None)
+
+    def wait_milliseconds(self, now: float) -> int | None:
+        """How long to wait for an event: until the next deadline, or forever without one."""
+        deadlines = [deadline for deadline, _ in self._deadlines()]
+        return max(0, math.ceil((min(deadlines) - now) * 1000)) if deadlines else None
+
+
+class _LineSplitter:
+    """Feeds complete lines of a byte stream to a callback."""
+
+    def __init__(self, on_line: LineCallback | None) -> None:
+        self.on_line = on_line
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        *lines, self.pending = (self.pending + chunk).split(b"\n")
+        for line in lines:
+            self.on_line(line.decode("utf-8", "replace"))
+
+    def finish(self) -> None:
+        if self.on_line is not None and self.pending:
+            self.on_line(self.pending.decode("utf-8", "replace"))
+        self.pending = b""
+
+
+def _supervise(
+    argv: list[str],
+    spec: SandboxSpec,
+    env: Mapping[str, str],
+    pass_fds: list[int],
+    log_path: Path,
+    on_line: LineCallback | None,
+    cwd: str | None = None,
+) -> tuple[int, float, TimeoutKind | None]:
+    """Start argv in its own session, pump its output, kill its whole group when done."""
+    clock = _Clock(spec.max_seconds, spec.max_silent_seconds)
+    splitter = _LineSplitter(on_line)
+    with open(log_path, "wb") as log:
+        proc = _start(argv, env, pass_fds, cwd)
+        assert proc.stdout is not None
+        try:
+            timed_out = _pump(proc, proc.stdout, log, splitter, clock)
+        finally:
+            _kill_group(proc)
+            proc.wait()
+        _drain(proc.stdout, log, splitter)
+        proc.stdout.close()
+    splitter.finish()
+    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    return code, time.monotonic() - clock.start, timed_out
+
+
+def _start(
+    argv: list[str], env: Mapping[str, str], pass_fds: list[int], cwd: str | None
+) -> subprocess.Popen:
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            pass_fds=pass_fds,
+            start_new_session=True,
+            umask=0o022,
+        )
+    except OSError as exc:
+        raise BootstrapError(f"sandbox: cannot start builder {argv[0]}: {exc.strerror}") from None
+
+
+def _pump(
+    proc: subprocess.Popen,
+    stream: BinaryIO,
+    log: BinaryIO,
+    splitter: _LineSplitter,
+    clock: _Clock,
+) -> TimeoutKind | None:
+    """Copy output until the main process exits (-> None) or a timeout fires (-> its kind).
+
+    The exit is seen through a pidfd, which wakes the loop at once but leaves the process an
+    unreaped zombie, so its process group id cannot be reused before `_kill_group` runs.
+    """
+    out_fd = stream.fileno()
+    pid_fd = os.pidfd_open(proc.pid)
+    poller = select.poll()
+    poller.register(out_fd, select.POLLIN)
+    poller.register(pid_fd, select.POLLIN)
+    try:
+        while not (kind := clock.expired(time.monotonic())):
+            ready = dict(poller.poll(clock.wait_milliseconds(time.monotonic())))
+            if out_fd in ready:
+                _copy_chunk(out_fd, poller, log, splitter, clock)
+            elif pid_fd in ready:
+                return None
+        return kind
+    finally:
+        os.close(pid_fd)
+
+
+def _copy_chunk(
+    fd: int, poller: select.poll, log: BinaryIO, splitter: _LineSplitter, clock: _Clock
+) -> None:
+    chunk = os.read(fd, _READ_CHUNK)
+    if not chunk:
+        poller.unregister(fd)  # EOF; the builder may still be running
+        return
+    log.write(chunk)
+    log.flush()
+    splitter.feed(chunk)
+    clock.last_output = time.monotonic()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _drain(stream: BinaryIO, log: BinaryIO, splitter: _LineSplitter) -> None:
+    """Copy what is left in the pipe; give up after a moment if an escaped process holds it."""
+    fd = stream.fileno()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    while (remaining := deadline - time.monotonic()) > 0 and poller.poll(remaining * 1000):
+        chunk = os.read(fd, _READ_CHUNK)
+        if not chunk:
+            return
+        log.write(chunk)
+        splitter.feed(chunk)

@@ -1,0 +1,203 @@
+"""Realising a graph of derivations: what is missing gets built, in dependency order, in parallel.
+
+Before anything is built, every derivation of the graph is written to the store (with the local
+files it names), so `bootstrap log`, `drv show` and the audits can find them. Then the
+derivations whose outputs are not all valid are built, `max_jobs` at a time. An interrupted run
+leaves only complete, valid paths behind; running it again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bootstrap.build import BuildOptions, BuildOutcome, outputs_valid, realise
+from bootstrap.derivation import Derivation, add_to_store, drv_path
+from bootstrap.errors import BootstrapError
+from bootstrap.fetch import progress_wanted
+from bootstrap.store import Store
+
+
+@dataclass
+class BuildGraph:
+    """Derivations keyed by drv path (closed under inputs), the local files they use, targets."""
+
+    derivations: dict[str, Derivation]
+    local_sources: dict[str, Path] = field(default_factory=dict)
+    targets: list[str] = field(default_factory=list)
+
+    def topological(self, roots: Iterable[str] | None = None) -> list[str]:
+        """Drv paths reachable from `roots` (default: targets), inputs before users."""
+        order: list[str] = []
+        seen: set[str] = set()
+        for root in roots if roots is not None else self.targets:
+            stack = [(root, False)]
+            while stack:
+                path, expanded = stack.pop()
+                if expanded:
+                    order.append(path)
+                elif path not in seen:
+                    seen.add(path)
+                    stack.append((path, True))
+                    stack.extend((dep, False) for dep in reversed(self.inputs_of(path)))
+        return order
+
+    def inputs_of(self, path: str) -> list[str]:
+        if path not in self.derivations:
+            raise BootstrapError(f"build graph: {path} is used but not part of the graph")
+        return list(self.derivations[path].input_drvs)
+
+
+@dataclass
+class Summary:
+    built: list[BuildOutcome] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def render(self, graph: BuildGraph) -> str:
+        lines = [
+            f"{len(self.built)} built, {len(self.reused)} reused, {len(self.failed)} failed, "
+            f"{len(self.skipped)} not built because an input failed, in {self.seconds:.1f} s"
+        ]
+        for outcome in sorted(self.built, key=lambda o: -o.seconds):
+            note = "" if outcome.hermetic else "  (NOT hermetic: --no-sandbox)"
+            lines.append(
+                f"  built  {graph.derivations[outcome.drv_path].name:<32} "
+                f"{outcome.seconds:8.1f} s{note}"
+            )
+        for path, reason in self.failed.items():
+            lines.append(f"  FAILED {graph.derivations[path].name}: {reason.splitlines()[0]}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Scheduler:
+    store: Store
+    options: BuildOptions = field(default_factory=BuildOptions)
+    max_jobs: int = 1
+    keep_going: bool = False
+    progress: bool | None = None
+
+    def realise(self, graph: BuildGraph) -> Summary:
+        """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
+        start = time.monotonic()
+        with self.store.gc_guard():
+            self.instantiate(graph)
+            summary = self._run(graph, self._missing(graph))
+        summary.seconds = time.monotonic() - start
+        return summary
+
+    def instantiate(self, graph: BuildGraph) -> None:
+        """Write local sources and every drv of the graph into the store."""
+        for expected, file in sorted(graph.local_sources.items()):
+            if not self.store.is_valid(expected):
+                added = self.store.add_path(file, expected.split("-", 1)[1])
+                if added != expected:
+                    raise BootstrapError(f"{file} changed while bootstrap was running; run again")
+        for path in graph.topological():
+            drv = graph.derivations[path]
+            if drv_path(drv, self.store.store_dir) != path:
+                raise BootstrapError(f"build graph: {drv.name} is keyed as {path} by mistake")
+            add_to_store(self.store, drv)
+            if outputs_valid(self.store, drv):
+                for name, out in drv.outputs.items():
+                    self.store.db.set_drv_output(path, name, out.path)
+
+    def _missing(self, graph: BuildGraph) -> list[str]:
+        return [
+            p for p in graph.topological() if not outputs_valid(self.store, graph.derivations[p])
+        ]
+
+    def _run(self, graph: BuildGraph, missing: list[str]) -> Summary:
+        missing_set = set(missing)
+        summary = Summary(reused=[p for p in graph.topological() if p not in missing_set])
+        waiting = {p: {d for d in graph.inputs_of(p) if d in missing_set} for p in missing}
+        bar = tqdm(
+            total=len(missing),
+            desc="building",
+            unit="drv",
+            disable=not progress_wanted(self.progress),
+        )
+        running: dict[Future, str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.max_jobs)) as pool:
+            try:
+                while waiting or running:
+                    self._submit_ready(graph, pool, waiting, running, summary, bar)
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self._finish(graph, running.pop(future), future, waiting, summary, bar)
+            except KeyboardInterrupt:
+                _kill_children()
+                raise
+            finally:
+                bar.close()
+        summary.skipped = sorted(waiting)
+        return summary
+
+    def _submit_ready(self, graph, pool, waiting, running, summary, bar) -> None:
+        stop = summary.failed and not self.keep_going
+        for path in [p for p, deps in waiting.items() if not deps and not stop]:
+            del waiting[path]
+            drv = graph.derivations[path]
+            self._say(bar, f"building {drv.name}")
+            running[
+                pool.submit(
+                    realise, self.store, path, drv, self.options, self._line_sink(bar, drv.name)
+                )
+            ] = path
+
+    def _finish(self, graph, path, future, waiting, summary, bar) -> None:
+        name = graph.derivations[path].name
+        bar.update(1)
+        try:
+            outcome = future.result()
+        except BootstrapError as err:
+            summary.failed[path] = str(err)
+            self._say(bar, f"failed {name}: {err}")
+            return
+        if outcome.built:
+            summary.built.append(outcome)
+            self._say(bar, f"built {name} in {outcome.seconds:.1f} s")
+        else:
+            summary.reused.append(path)
+        for deps in waiting.values():
+            deps.discard(path)
+
+    def _line_sink(self, bar: tqdm, name: str):
+        if bar.disable:
+            return None
+        return lambda line: bar.set_postfix_str(f"{name}: {line[:60]}", refresh=True)
+
+    def _say(self, bar: tqdm, message: str) -> None:
+        if bar.disable:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            bar.write(message, file=sys.stderr)
+
+
+def _kill_children() -> None:
+    """SIGKILL every child process group (the sandboxes), so an interrupted run stops at once."""
+    for task in Path("/proc/self/task").iterdir():
+        with suppress(OSError):
+            for pid in (task / "children").read_text().split():
+                with suppress(OSError):
+                    os.killpg(int(pid), signal.SIGKILL)
+                with suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)

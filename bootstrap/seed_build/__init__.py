@@ -1,0 +1,1 @@
+"""Package data and helpers for building the stage-0 seed (see bootstrap.seed)."""

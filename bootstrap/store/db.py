@@ -1,0 +1,200 @@
+"""The SQLite database of valid store paths and what they reference.
+
+A path is valid exactly when it has a row in `valid_paths`; rows are only written after the
+path's contents are complete, canonical and in place. WAL mode and a busy timeout let several
+`bootstrap` processes share one store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.hashing import Hash
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS valid_paths (
+    id INTEGER PRIMARY KEY,
+    path TEXT UNIQUE NOT NULL,
+    nar_hash TEXT NOT NULL,
+    nar_size INTEGER NOT NULL,
+    deriver TEXT,
+    ca TEXT,
+    registration_time INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refs (
+    referrer INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+    reference INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE RESTRICT,
+    PRIMARY KEY (referrer, reference)
+);
+CREATE INDEX IF NOT EXISTS refs_reference ON refs(reference);
+CREATE TABLE IF NOT EXISTS drv_outputs (
+    drv TEXT NOT NULL,
+    output TEXT NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (drv, output)
+);
+CREATE INDEX IF NOT EXISTS drv_outputs_path ON drv_outputs(path);
+"""
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """What the store knows about one valid path."""
+
+    path: str
+    nar_hash: Hash
+    nar_size: int
+    references: tuple[str, ...] = ()
+    deriver: str | None = None
+    ca: str | None = None
+    registration_time: int = 0
+
+
+class Database:
+    def __init__(self, file: Path, store_dir: str) -> None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        self.file = file
+        self._local = threading.local()
+        with self.transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self.conn.execute(statement)
+            self._check_meta(file, store_dir)
+
+    def _check_meta(self, file: Path, store_dir: str) -> None:
+        rows = dict(self.conn.execute("SELECT key, value FROM meta"))
+        if not rows:
+            self.conn.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("store_dir", store_dir), ("schema", str(SCHEMA_VERSION))],
+            )
+        elif rows.get("store_dir") != store_dir:
+            raise BootstrapError(
+                f"{file}: this store was made for store dir {rows.get('store_dir')!r}, "
+                f"not {store_dir!r}: pass --store-dir {rows.get('store_dir')} or another --store"
+            )
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must stay in their thread)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.file, timeout=600, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def is_valid(self, path: str) -> bool:
+        return self._id(path) is not None
+
+    def _id(self, path: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM valid_paths WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def register(self, info: PathInfo) -> None:
+        """Insert a path and its references (which must be valid, or the path itself)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO valid_paths (path, nar_hash, nar_size, deriver, ca,"
+                " registration_time) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    info.path,
+                    str(info.nar_hash),
+                    info.nar_size,
+                    info.deriver,
+                    info.ca,
+                    info.registration_time,
+                ),
+            )
+            own_id = self._id(info.path)
+            for reference in info.references:
+                ref_id = self._id(reference)
+                if ref_id is None:
+                    raise BootstrapError(
+                        f"cannot register {info.path}: its reference {reference} is not valid"
+                    )
+                self.conn.execute("INSERT INTO refs VALUES (?, ?)", (own_id, ref_id))
+
+    def info(self, path: str) -> PathInfo | None:
+        row = self.conn.execute(
+            "SELECT id, nar_hash, nar_size, deriver, ca, registration_time"
+            " FROM valid_paths WHERE path = ?",
+            (path,),
+        ).fetchone()
+        if row is None:
+            return None
+        path_id, nar_hash, nar_size, deriver, ca, reg_time = row
+        references = tuple(
+            r
+            for (r,) in self.conn.execute(
+                "SELECT p.path FROM refs JOIN valid_paths p ON p.id = refs.reference"
+                " WHERE refs.referrer = ? ORDER BY p.path",
+                (path_id,),
+            )
+        )
+        return PathInfo(path, Hash.parse(nar_hash), nar_size, references, deriver, ca, reg_time)
+
+    def references(self, path: str) -> list[str]:
+        return self._linked(path, "referrer", "reference")
+
+    def referrers(self, path: str) -> list[str]:
+        return self._linked(path, "reference", "referrer")
+
+    def _linked(self, path: str, known: str, wanted: str) -> list[str]:
+        return [
+            p
+            for (p,) in self.conn.execute(
+                f"SELECT p.path FROM refs JOIN valid_paths p ON p.id = refs.{wanted}"
+                f" JOIN valid_paths q ON q.id = refs.{known} WHERE q.path = ? ORDER BY p.path",
+                (path,),
+            )
+        ]
+
+    def all_paths(self) -> list[str]:
+        return [p for (p,) in self.conn.execute("SELECT path FROM valid_paths ORDER BY path")]
+
+    def unregister(self, paths: Iterable[str]) -> None:
+        """Remove paths in one transaction; their referrers must be among them."""
+        paths = list(paths)
+        with self.transaction():
+            self.conn.executemany("DELETE FROM drv_outputs WHERE path = ?", [(p,) for p in paths])
+            ids = [(self._id(p),) for p in paths]
+            self.conn.executemany("DELETE FROM refs WHERE referrer = ?", ids)
+            try:
+                self.conn.executemany("DELETE FROM valid_paths WHERE id = ?", ids)
+            except sqlite3.IntegrityError:
+                raise BootstrapError(
+                    "cannot remove paths that other valid paths still reference"
+                ) from None
+
+    def set_drv_output(self, drv: str, output: str, path: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO drv_outputs VALUES (?, ?, ?)", (drv, output, path)
+            )
+
+    def drv_outputs(self, drv: str) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT output, path FROM drv_outputs WHERE drv = ?", (drv,)))

@@ -1,0 +1,47 @@
+"""Shared fixtures: real stores in temporary directories, and the Nix oracle tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bootstrap.store import Store
+
+NIX_TOOLS = ("nix-hash", "nix-store", "nix-instantiate")
+
+
+def nix_available() -> bool:
+    return all(shutil.which(tool) for tool in NIX_TOOLS)
+
+
+requires_nix = pytest.mark.skipif(not nix_available(), reason="nix-bin is not installed")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "root", "/bootstrap/store")
+
+
+@pytest.fixture
+def nix_store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "nixroot", "/nix/store")
+
+
+def run_cli(*args: str, stdin: bytes | None = None, check: bool = True, env=None):
+    """Run `python -m bootstrap ARGS` as a user would; returns the CompletedProcess."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bootstrap", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        env=env,
+    )
+    if check and result.returncode != 0:
+        command = " ".join(map(str, args))
+        raise AssertionError(
+            f"bootstrap {command} failed ({result.returncode}): {result.stderr.decode()}"
+        )
+    return result

@@ -1,0 +1,134 @@
+"""`bootstrap run/show/graph/fetch/log` as a user runs them, on a small real recipe tree."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import textwrap
+from pathlib import Path
+
+from .conftest import run_cli
+from .engine_fixtures import busybox_seed, make_recipes, requires_busybox
+
+pytestmark = requires_busybox
+
+STAGES_INIT = """
+from bootstrap.fetch import Source
+from bootstrap.hashing import Hash
+from bootstrap.recipe import Package, Seed, Stage
+
+seed = Seed("test-seed", Hash.parse({archive_hash!r}), Hash.parse({tree_hash!r}), ({url!r},))
+note = Source.of({note_url!r}, {note_hash!r}, name="note.txt")
+hello = Package("hello", "1.0", "hello.sh", sources=(note,), inputs=(seed,))
+greet = Package("greet", "2.0", "greet.sh", inputs=(seed, hello))
+
+TARGETS = {{
+    "x86_64-linux": [
+        Stage("stage0", (seed,)),
+        Stage("stage1", (hello,)),
+        Stage("stage2", (greet,)),
+    ],
+}}
+"""
+
+SCRIPTS = {
+    "hello.sh": textwrap.dedent("""\
+        unpack_sources
+        mkdir -p $out/bin
+        printf '#!%s\\necho hello, %s\\n' "$SHELL" "$(cat note.txt)" > $out/bin/hello
+        chmod +x $out/bin/hello
+    """),
+    "greet.sh": "hello > $out\n",
+}
+
+
+def make_stages(tmp: Path) -> Path:
+    seed, _ = busybox_seed(tmp)
+    note = tmp / "note.txt"
+    note.write_text("world")
+    recipes = make_recipes(tmp, SCRIPTS)
+    (recipes.stages_dir / "__init__.py").write_text(
+        STAGES_INIT.format(
+            archive_hash=str(seed.archive_hash),
+            tree_hash=str(seed.tree_hash),
+            url=seed.urls[0],
+            note_url=note.as_uri(),
+            note_hash=hashlib.sha256(b"world").hexdigest(),
+        )
+    )
+    return recipes.stages_dir
+
+
+def cli_env(tmp: Path) -> dict:
+    return {
+        **os.environ,
+        "BOOTSTRAP_STORE": str(tmp / "root"),
+        "BOOTSTRAP_CACHE_DIR": str(tmp / "cache"),
+        "BOOTSTRAP_PROGRESS": "0",
+    }
+
+
+def test_run_show_graph_log(tmp_path):
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    shown = run_cli("show", "x86_64-linux", "--stages", stages, env=env).stdout.decode()
+    assert "stage2" in shown and "greet-2.0" in shown and shown.count("missing") == 4
+
+    partial = run_cli(
+        "run",
+        "--target",
+        "x86_64-linux",
+        "--until",
+        "stage1",
+        "--stages",
+        stages,
+        "--out-link",
+        tmp_path / "result",
+        env=env,
+    )
+    assert b"3 built" in partial.stdout
+    assert (tmp_path / "result" / "bin" / "hello").exists()
+    shown = run_cli("show", "--stages", stages, env=env).stdout.decode()
+    assert shown.count("built") == 3 and shown.count("missing") == 1
+
+    full = run_cli("run", "--stages", stages, "--out-link", tmp_path / "result", env=env)
+    assert b"1 built, 3 reused" in full.stdout
+    assert (tmp_path / "result").read_text() == "hello, world\n"
+    summary = (tmp_path / "root/var/bootstrap/manifests/x86_64-linux.summary").read_text()
+    assert summary.count("sha256:") == 3 and "incomplete" not in summary
+    assert summary.splitlines()[0] in full.stdout.decode()
+
+    dot = run_cli("graph", "--stages", stages, env=env).stdout.decode()
+    assert dot.startswith("digraph") and dot.count("->") == 4
+    greet_out = os.readlink(tmp_path / "result")
+    assert b"building greet-2.0" in run_cli("log", greet_out, env=env).stdout
+
+
+def test_fetch_only_downloads(tmp_path):
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    out = run_cli("fetch", "--stages", stages, env=env).stdout.decode()
+    assert "2 built" in out  # the seed archive and note.txt, nothing else
+    shown = run_cli("show", "--stages", stages, env=env).stdout.decode()
+    assert shown.count("missing") == 2
+
+
+def test_bad_target_and_stage_are_one_line_errors(tmp_path):
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    for args, message in (
+        (("show", "aarch64-linux"), b"cannot be built on this"),
+        (("show", "--until", "stage9"), b"unknown stage 'stage9'"),
+        (("run", "-j", "0"), b"expected a positive whole number"),
+    ):
+        result = run_cli(*args, "--stages", stages, env=env, check=False)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert b"Traceback" not in result.stderr
+
+
+def test_failed_build_exits_nonzero_with_log_tail(tmp_path):
+    stages = make_stages(tmp_path)
+    (stages / "builders" / "greet.sh").write_text("echo broken build; exit 4\n")
+    result = run_cli("run", "--stages", stages, "--no-out-link", env=cli_env(tmp_path), check=False)
+    assert result.returncode == 1
+    assert b"FAILED greet-2.0" in result.stdout and b"broken build" in result.stderr

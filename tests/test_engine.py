@@ -1,0 +1,271 @@
+"""The build engine end to end: recipes -> derivations -> sandboxed builds -> store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bootstrap.build import BuildOptions, log_path
+from bootstrap.errors import BootstrapError
+from bootstrap.fetch import Source
+from bootstrap.hashing import hash_bytes
+from bootstrap.recipe import Evaluator, Package
+from bootstrap.scheduler import Scheduler
+from bootstrap.store import Store
+from bootstrap.store.verify import verify_store
+
+from .engine_fixtures import busybox_seed, make_recipes, offline_fetcher, requires_busybox
+
+pytestmark = requires_busybox
+
+SCRIPTS = {
+    "hello.sh": textwrap.dedent("""\
+        mkdir -p $out/bin
+        printf '#!%s\\necho hello from %s\\n' "$SHELL" "$name" > $out/bin/hello
+        chmod +x $out/bin/hello
+    """),
+    "user.sh": textwrap.dedent("""\
+        unpack_sources
+        apply_patches
+        mkdir -p $out
+        hello > $out/greeting
+        cat data.txt >> $out/greeting
+    """),
+    "peek.sh": "ls /usr > $out\n",
+    "slow.sh": "sleep 8; echo done > $out\n",
+    "fail.sh": "echo about to fail; exit 3\n",
+    "random.sh": "od -An -N8 -tx1 /dev/urandom > $out\n",
+}
+
+
+def chain(tmp: Path, data: bytes = b"payload\n"):
+    """seed -> hello -> user (which also fetches a file:// source and applies a patch)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    seed, _ = busybox_seed(tmp)
+    if not (tmp / "data.txt").exists():
+        (tmp / "data.txt").write_bytes(data)
+    src = Source.of((tmp / "data.txt").as_uri(), hash_bytes("sha256", data), name="data.txt")
+    hello = Package("hello", "1.0", "hello.sh", inputs=(seed,))
+    user = Package(
+        "user", "1.0", "user.sh", sources=(src,), inputs=(seed, hello), patches=("fix.patch",)
+    )
+    return seed, hello, user
+
+
+PATCH = "--- a/data.txt\n+++ b/data.txt\n@@ -1 +1 @@\n-payload\n+patched payload\n"
+
+
+def make_scheduler(store, tmp, **kw) -> Scheduler:
+    return Scheduler(store, BuildOptions(fetcher=offline_fetcher(tmp)), progress=False, **kw)
+
+
+def recipes_in(tmp: Path):
+    return make_recipes(tmp / "r", SCRIPTS, {"fix.patch": PATCH})
+
+
+def evaluate(store, tmp, *targets):
+    recipes = recipes_in(tmp)
+    return Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate(list(targets))
+
+
+def test_chain_builds_with_references_logs_and_reuse(store, tmp_path):
+    _seed, _hello, user = chain(tmp_path)
+    graph = evaluate(store, tmp_path, user)
+    summary = make_scheduler(store, tmp_path).realise(graph)
+    assert summary.ok and len(summary.built) == 4  # seed, the data.txt download, hello, user
+    user_drv = graph.derivations[graph.targets[0]]
+    out = user_drv.outputs["out"].path
+    assert store.real_path(out).joinpath("greeting").read_text() == (
+        "hello from hello-1.0\npatched payload\n"
+    )
+    hello_out = next(p for p, d in graph.derivations.items() if d.name == "hello-1.0")
+    hello_path = graph.derivations[hello_out].outputs["out"].path
+    seed_path = next(d for d in graph.derivations.values() if d.name == "test-seed")
+    # hello's script names the seed's shell, so hello references the seed; user references
+    # nothing (its greeting is plain text).
+    assert store.references(hello_path) == [seed_path.outputs["out"].path]
+    assert store.references(out) == []
+    assert store.query_info(out).deriver == graph.targets[0]
+    assert "building user-1.0" in log_path(store, graph.targets[0]).read_text()
+    again = make_scheduler(store, tmp_path).realise(graph)
+    assert again.built == [] and len(again.reused) == len(graph.derivations)
+    assert verify_store(store).ok
+
+
+def test_builds_are_bit_identical_in_two_stores(tmp_path):
+    hashes = []
+    for where in ("one", "two"):
+        store = Store(tmp_path / where, "/bootstrap/store")
+        _, _, user = chain(tmp_path / f"t-{where}")
+        graph = evaluate(store, tmp_path / f"t-{where}", user)
+        make_scheduler(store, tmp_path / f"t-{where}").realise(graph)
+        # .drv files differ (the file:// URLs differ); outputs must not.
+        outputs = [p for p in store.all_paths() if not p.endswith(".drv")]
+        hashes.append({p: store.query_info(p).nar_hash for p in outputs})
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 8  # 4 outputs, 4 local files
+
+
+def test_builder_cannot_see_host_usr(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    graph = evaluate(store, tmp_path, Package("peek", "1", "peek.sh", inputs=(seed,)))
+    summary = make_scheduler(store, tmp_path).realise(graph)
+    assert list(summary.failed) == graph.targets
+    assert "No such file or directory" in log_path(store, graph.targets[0]).read_text()
+
+
+def test_failure_reports_log_tail_and_registers_nothing(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    graph = evaluate(store, tmp_path, Package("bad", "1", "fail.sh", inputs=(seed,)))
+    summary = make_scheduler(store, tmp_path).realise(graph)
+    reason = summary.failed[graph.targets[0]]
+    assert "exited with code 3" in reason and "about to fail" in reason
+    out = graph.derivations[graph.targets[0]].outputs["out"].path
+    assert not store.is_valid(out) and not store.real_path(out).exists()
+    assert not [e for e in store.physical_dir.iterdir() if e.name.startswith(".tmp-")]
+
+
+def test_wrong_source_hash_leaves_store_unchanged(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    (tmp_path / "real.txt").write_text("real")
+    bad = Source.of((tmp_path / "real.txt").as_uri(), hash_bytes("sha256", b"fake"), "real.txt")
+    pkg = Package("user", "1.0", "user.sh", sources=(bad,), inputs=(seed,))
+    graph = evaluate(store, tmp_path, pkg)
+    summary = make_scheduler(store, tmp_path).realise(graph)
+    (failed_reason,) = summary.failed.values()
+    assert "hash mismatch" in failed_reason and hashlib.sha256(b"fake").hexdigest() in failed_reason
+    fetch_out = next(d for d in graph.derivations.values() if d.name == "real.txt")
+    assert not store.is_valid(fetch_out.outputs["out"].path)
+    assert graph.targets[0] in summary.skipped
+
+
+def test_keep_going_builds_independent_work(store, tmp_path):
+    seed, hello, _ = chain(tmp_path)
+    bad = Package("bad", "1", "fail.sh", inputs=(seed,))
+    graph = evaluate(store, tmp_path, bad, hello)
+    summary = make_scheduler(store, tmp_path, keep_going=True, max_jobs=2).realise(graph)
+    assert len(summary.failed) == 1
+    assert store.is_valid(graph.derivations[graph.targets[1]].outputs["out"].path)
+
+
+def test_unsandboxed_run_is_refused_when_store_is_remapped(store, tmp_path):
+    _seed, hello, _ = chain(tmp_path)
+    graph = evaluate(store, tmp_path, hello)
+    options = BuildOptions(fetcher=offline_fetcher(tmp_path), sandboxed=False)
+    summary = Scheduler(store, options, progress=False).realise(graph)
+    assert any("needs a sandbox" in reason for reason in summary.failed.values())
+
+
+RUN_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from tests.test_engine import chain, evaluate, make_scheduler
+from bootstrap.recipe import Package
+from bootstrap.store import Store
+tmp = Path(sys.argv[1])
+store = Store(Path(sys.argv[2]), "/bootstrap/store")
+seed, hello, user = chain(tmp)
+slow = Package("slow", "1", "slow.sh", inputs=(seed, hello))
+summary = make_scheduler(store, tmp, max_jobs=2).realise(evaluate(store, tmp, slow, user))
+print("BUILT", len(summary.built), "FAILED", len(summary.failed), flush=True)
+"""
+
+
+def run_engine(tmp_path: Path, root: Path) -> subprocess.Popen:
+    repo = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_SCRIPT, tmp_path, root, repo],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes(tmp_path, sig):
+    root = tmp_path / "root"
+    chain(tmp_path / "t")
+    recipes_in(tmp_path / "t")
+    proc = run_engine(tmp_path / "t", root)
+    log_dir = root / "var" / "bootstrap" / "logs"
+    deadline = time.monotonic() + 60
+    while not any("slow" in p.name for p in log_dir.glob("*.log")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=30)
+    store = Store(root, "/bootstrap/store")
+    assert verify_store(store).ok
+    done_before = len(store.all_paths())
+    assert not any(p.endswith("-slow-1") for p in store.all_paths())
+    assert not subprocess.run(["pgrep", "-f", "sleep 8"], capture_output=True).stdout
+    again = run_engine(tmp_path / "t", root)
+    out, err = again.communicate(timeout=120)
+    assert "FAILED 0" in out, err
+    assert any(p.endswith("-slow-1") for p in store.all_paths())
+    assert done_before > 2  # the earlier builds were kept and reused
+
+
+def test_two_concurrent_runs_share_work(tmp_path):
+    root = tmp_path / "root"
+    chain(tmp_path / "t")  # the shared input files exist before both runs start
+    recipes_in(tmp_path / "t")
+    procs = [run_engine(tmp_path / "t", root) for _ in range(2)]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert all("FAILED 0" in out for out, _ in outputs), outputs
+    built = [int(out.split()[1]) for out, _ in outputs]
+    store = Store(root, "/bootstrap/store")
+    drvs = [p for p in store.all_paths() if p.endswith(".drv")]
+    assert sum(built) == len(drvs)  # every derivation built exactly once between the two
+    assert verify_store(store).ok
+
+
+def test_recipe_without_shell_is_a_clear_error(store, tmp_path):
+    with pytest.raises(BootstrapError, match="needs an input or a shell"):
+        evaluate(store, tmp_path, Package("lonely", "1", "hello.sh"))
+
+
+FIXUP_SCRIPTS = {
+    "script.sh": "mkdir -p $out/bin\nprintf '#!/bin/sh\\necho hi\\n' > $out/bin/hi\n",
+    "copy.sh": "unpack_sources\nmkdir -p $out/bin\ncp hello $out/bin/hello\n",
+}
+
+
+def test_fixup_points_shebangs_into_the_store(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    recipes = make_recipes(tmp_path / "fx", FIXUP_SCRIPTS)
+    pkg = Package("script", "1", "script.sh", inputs=(seed,))
+    graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([pkg])
+    assert make_scheduler(store, tmp_path).realise(graph).ok
+    drv = graph.derivations[graph.targets[0]]
+    script = store.real_path(drv.outputs["out"].path) / "bin" / "hi"
+    assert script.read_text().splitlines()[0] == f"#!{drv.env['SHELL']}"
+    assert "fixup: " in log_path(store, graph.targets[0]).read_text()
+
+
+def test_fixup_refuses_a_host_linked_binary(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    (tmp_path / "hello.c").write_text("int main(void) { return 0; }\n")
+    subprocess.run(["gcc", "-o", tmp_path / "hello", tmp_path / "hello.c"], check=True)
+    binary = Source.of(
+        (tmp_path / "hello").as_uri(),
+        hashlib.sha256((tmp_path / "hello").read_bytes()).hexdigest(),
+        name="hello",
+    )
+    recipes = make_recipes(tmp_path / "fx", FIXUP_SCRIPTS)
+    pkg = Package("copy", "1", "copy.sh", sources=(binary,), inputs=(seed,))
+    graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([pkg])
+    summary = make_scheduler(store, tmp_path).realise(graph)
+    reason = summary.failed[graph.targets[0]]
+    assert "cannot be made to load from the store" in reason and "static world" in reason
+    assert not store.is_valid(graph.derivations[graph.targets[0]].outputs["out"].path)
