@@ -128,7 +128,7 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
         command=[drv.builder, *drv.args],
         build_dir=build_dir,
         env=drv.env,
-        inputs=[Bind(store.real_path(p), p) for p in inputs],
+        inputs=[*(Bind(store.real_path(p), p) for p in inputs), *_bin_sh(store, drv)],
         outputs=[Bind(staged[name], out.path) for name, out in drv.outputs.items()],
         network=drv.is_fixed_output,
         cores=options.cores,
@@ -145,6 +145,21 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
         )
         raise BuildError(f"{drv.name}: {reason}; log: {log_file}\n{tail(log_file)}")
     return result.hermetic, result.duration
+
+
+def _bin_sh(store: Store, drv: Derivation) -> list[Bind]:
+    """`/bin/sh` for a builder that is itself a store path's `bin/sh`: the same shell.
+
+    Shebangs and libc's `system()`/`popen()` name `/bin/sh`; giving them the builder's own
+    shell (an input already, so covered by the output hash) keeps the build hermetic.
+    """
+    if not drv.builder.endswith("/bin/sh") or not drv.builder.startswith(store.store_dir + "/"):
+        return []
+    owner = store.to_store_path(drv.builder)
+    physical = Path(store.real_path(owner), os.path.relpath(drv.builder, owner)).resolve()
+    if not physical.is_relative_to(store.physical_dir.resolve()) or not physical.is_file():
+        raise BuildError(f"{drv.name}: builder {drv.builder} is not a file in the store")
+    return [Bind(physical, "/bin/sh")]
 
 
 def tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -29,6 +29,7 @@ from bootstrap.storepath import source_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 PRELUDE = "prelude.sh"
+ALLOWED_HOST_PATHS = "allowedHostPaths"  # env key: host path strings the audit accepts
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +45,7 @@ class Seed:
     tree_hash: Hash
     urls: tuple[str, ...] = ()
     strip_top: bool = False
+    allowed_host_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +59,9 @@ class Package:
     shell: Package | Seed | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     outputs: tuple[str, ...] = ("out",)
+    # host path strings its files may name (search-path defaults, /bin/sh for system()); the
+    # hermeticity audit accepts exactly these, and the recipe says why
+    allowed_host_paths: tuple[str, ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -149,6 +154,7 @@ class Evaluator:
                 "urls": " ".join(seed.urls),
                 "archiveHash": str(seed.archive_hash),
                 "stripTop": "1" if seed.strip_top else "0",
+                **_allowed_env(seed.allowed_host_paths),
             },
         )
 
@@ -198,6 +204,7 @@ class Evaluator:
             "inputs": " ".join(input_outs),
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
+            **_allowed_env(pkg.allowed_host_paths),
             **_checked_env(where, pkg.env),
         }
         return Derivation(
@@ -210,6 +217,10 @@ class Evaluator:
             args=("-e", prelude),
             env=env,
         )
+
+
+def _allowed_env(paths: Sequence[str]) -> dict[str, str]:
+    return {ALLOWED_HOST_PATHS: " ".join(sorted(paths))} if paths else {}
 
 
 def _checked_env(where: str, env: Mapping[str, str]) -> dict[str, str]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
 from bootstrap.hashing import Hash, hash_file
+from bootstrap.nar import nar_hash
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.seed_build.uapi import LINUX_MEMBERS, install_uapi_headers
 from bootstrap.unpack import unpack
@@ -95,6 +96,8 @@ class SeedManifest:
     archive_sha256: Hash | None
     archive_size: int | None
     tar_sha256: Hash | None  # of the uncompressed tar: tells content from compression
+    tree_sha256: Hash | None  # NAR sha256 of the unpacked tree: the seed's store path covers it
+    archive_urls: tuple[str, ...]  # where a prebuilt archive may be fetched (optional)
     max_rounds: int
     source_date_epoch: int
 
@@ -122,6 +125,8 @@ def load_manifest(path: Path | None = None) -> SeedManifest:
     reader = _FieldReader(path, document)
     archive = reader.table("archive")
     pin, tar_pin = archive.get("sha256"), archive.get("tar_sha256")
+    tree_pin = archive.get("tree_nar_sha256")
+    urls = reader.text_list(archive, "urls", "archive.") if "urls" in archive else []
     return SeedManifest(
         path=path,
         system=reader.text(document, "system"),
@@ -132,6 +137,8 @@ def load_manifest(path: Path | None = None) -> SeedManifest:
         archive_sha256=reader.sha256(pin, "archive.sha256") if pin else None,
         archive_size=archive.get("size"),
         tar_sha256=reader.sha256(tar_pin, "archive.tar_sha256") if tar_pin else None,
+        tree_sha256=reader.sha256(tree_pin, "archive.tree_nar_sha256") if tree_pin else None,
+        archive_urls=tuple(urls),
         max_rounds=reader.integer(reader.table("build"), "max_rounds", "build."),
         source_date_epoch=reader.integer(reader.table("build"), "source_date_epoch", "build."),
     )
@@ -225,6 +232,7 @@ class SeedBuild:
     sha256: Hash
     size: int
     tar_sha256: Hash
+    tree_sha256: Hash  # NAR sha256 of the unpacked tree (what the store holds)
     compiler: str
     fixpoint_round: int
     steps: tuple[Step, ...]
@@ -286,12 +294,19 @@ def build_seed(
         sha256=hash_file("sha256", out),
         size=out.stat().st_size,
         tar_sha256=written.tar_sha256,
+        tree_sha256=tree_hash(out),
         compiler=compiler,
         fixpoint_round=round_reached,
         steps=tuple(timer.steps),
         files=written.files,
         build_dir=build_dir if keep_build_dir else None,
     )
+
+
+def tree_hash(archive: Path) -> Hash:
+    """The NAR sha256 of the archive unpacked without its top directory, as the store holds it."""
+    with tempfile.TemporaryDirectory(prefix="bootstrap-seed-tree-") as scratch:
+        return nar_hash(unpack(archive, Path(scratch) / "tree", strip_top=True))[0]
 
 
 def resolve_host_compiler(cc: str) -> str:
@@ -562,6 +577,41 @@ def import_seed(manifest: SeedManifest, location: str, fetcher: Fetcher | None =
             )
         location = path.resolve().as_uri()
     return fetcher.download([location], expected, name=manifest.archive_name)
+
+
+def ensure_seed(
+    manifest: SeedManifest,
+    fetcher: Fetcher | None = None,
+    *,
+    cc: str = "cc",
+    jobs: int = DEFAULT_JOBS,
+    on_line: Callable[[str], None] | None = None,
+) -> Path:
+    """The pinned seed archive in the download cache: cached, else fetched, else built here.
+
+    Fetching tries `archive.urls` of the manifest; building uses the host compiler `cc` and
+    must reproduce the pin exactly, or nothing enters the cache.
+    """
+    fetcher = fetcher or Fetcher()
+    expected = pinned_hash(manifest)
+    cached = fetcher.cache_path(expected)
+    if cached.is_file():
+        return cached
+    if manifest.archive_urls:
+        try:
+            return fetcher.download(list(manifest.archive_urls), expected, manifest.archive_name)
+        except BootstrapError as error:
+            if on_line:
+                on_line(f"seed download failed ({error}); building it from source")
+    with tempfile.TemporaryDirectory(prefix="bootstrap-seed-") as scratch:
+        out = Path(scratch) / manifest.archive_name
+        build = build_seed(manifest, out, cc=cc, jobs=jobs, fetcher=fetcher, on_line=on_line)
+        if build.sha256 != expected:
+            raise BootstrapError(
+                f"the seed built here has sha256 {build.sha256.hex}, not the pin {expected.hex} "
+                f"(archive.sha256 in {manifest.path}); run `bootstrap seed verify` for details"
+            )
+        return import_seed(manifest, str(out), fetcher)
 
 
 # --- diverse double-compiling -----------------------------------------------------------------

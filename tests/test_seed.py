@@ -79,7 +79,10 @@ def test_archive_is_deterministic_tar(seed_archive, manifest):
     assert names == sorted(names, key=lambda n: n.split("/"))
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
     assert {m.mtime for m in members} == {manifest.source_date_epoch}
-    assert {m.mode for m in members} <= {0o755, 0o644}
+    assert {m.mode for m in members if not m.issym()} <= {0o755, 0o644}
+    links = [m for m in members if m.issym()]
+    assert {(m.mode, m.linkname) for m in links} == {(0o777, "busybox")}
+    assert "seed/bin/sh" in {m.name for m in links}
     with open(seed_archive, "rb") as raw:
         header = raw.read(10)
     assert header[4:8] == b"\0\0\0\0"  # gzip mtime 0

@@ -7,9 +7,10 @@ For every ELF file and script of the audited store paths it checks that:
 - no host path is named anywhere in the file: nothing under /usr, /bin, /sbin, /lib, /lib32,
   /lib64, /libx32, and no /etc/ld.so.* (a `#!/bin/sh` line included).
 Strings under /dev, /proc, /sys and /tmp are fine (they are not host software). Anything else
-must be allowed explicitly by the caller (`allowed`, exact strings). Other files (headers,
-data, archives) are not scanned. Paths are reasoned about logically and read physically
-through a `PathMap`.
+must be allowed explicitly, as exact strings: by the caller (`allowed`) or, for one store path,
+by the recipe that built it (`AuditedPath.allowed`, from the derivation's `allowedHostPaths`).
+Other files (headers, data, archives) are not scanned. Paths are reasoned about logically and
+read physically through a `PathMap`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import enum
 import json
 import re
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bootstrap.elf.inspect import ElfError, ElfInfo, is_elf, read_elf
@@ -91,6 +92,7 @@ class AuditedPath:
 
     logical: str
     physical: Path
+    allowed: frozenset[str] = frozenset()  # host path strings its recipe declares (exact)
 
 
 def audit_hermetic(
@@ -109,8 +111,9 @@ def audit_hermetic(
     auditor = _Auditor(frozenset(closure), store_dir.rstrip("/"), path_map, frozenset(allowed))
     violations: list[Violation] = []
     for audited in paths:
+        path_auditor = replace(auditor, allowed=auditor.allowed | audited.allowed)
         for physical in regular_files(audited.physical):
-            violations.extend(auditor.audit_file(physical, path_map.logical(physical)))
+            violations.extend(path_auditor.audit_file(physical, path_map.logical(physical)))
     return violations
 
 

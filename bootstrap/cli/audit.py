@@ -18,9 +18,11 @@ from bootstrap.cli.common import (
     plan_from_args,
     print_json,
 )
+from bootstrap.derivation import Derivation, read_drv_file
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
+from bootstrap.recipe import ALLOWED_HOST_PATHS
 from bootstrap.store import Store
 from bootstrap.store.canonical import remove_tree
 
@@ -115,8 +117,11 @@ def run_ddc(args: argparse.Namespace) -> int:
 
 def run_hermetic(args: argparse.Namespace) -> int:
     store = open_store(args)
-    store_paths, plain = _classify(args, store)
-    audited = [AuditedPath(p, store.real_path(p)) for p in store.closure(store_paths)]
+    store_paths, plain, planned = _classify(args, store)
+    audited = [
+        AuditedPath(p, store.real_path(p), planned.get(p) or declared_host_paths(store, p))
+        for p in store.closure(store_paths)
+    ]
     closure = set(store.closure(store_paths))
     path_map = _path_map(args.map, store)
     for path in plain:
@@ -129,9 +134,28 @@ def run_hermetic(args: argparse.Namespace) -> int:
     return 1 if violations else 0
 
 
-def _classify(args: argparse.Namespace, store: Store) -> tuple[list[str], list[Path]]:
-    """Split arguments into valid store paths (stages expand to their outputs) and plain files."""
+def declared_host_paths(store: Store, path: str) -> frozenset[str]:
+    """The host path strings the recipe of `path` allows (`allowedHostPaths` of its deriver)."""
+    deriver = store.query_info(path).deriver
+    if not deriver or not store.real_path(deriver).is_file():
+        return frozenset()
+    return _allowed(read_drv_file(store.real_path(deriver)))
+
+
+def _allowed(drv: Derivation) -> frozenset[str]:
+    return frozenset(drv.env.get(ALLOWED_HOST_PATHS, "").split())
+
+
+def _classify(
+    args: argparse.Namespace, store: Store
+) -> tuple[list[str], list[Path], dict[str, frozenset[str]]]:
+    """Split arguments into valid store paths (stages expand to their outputs) and plain files.
+
+    When stages are named, also returns the host paths each output of the target's current
+    recipes allows: they win over an older deriver's (a fixed output keeps its first deriver).
+    """
     stage_outputs: dict[str, list[str]] | None = None
+    planned: dict[str, frozenset[str]] = {}
     store_paths: list[str] = []
     plain: list[Path] = []
     for item in args.items:
@@ -145,7 +169,7 @@ def _classify(args: argparse.Namespace, store: Store) -> tuple[list[str], list[P
             raise BootstrapError(f"{item}: no such file or directory")
         else:
             if stage_outputs is None:
-                stage_outputs = _stage_outputs(args, store)
+                stage_outputs, planned = _stage_outputs(args, store)
             if item not in stage_outputs:
                 raise BootstrapError(
                     f"{item!r} is neither a store path, a file nor a stage "
@@ -155,15 +179,19 @@ def _classify(args: argparse.Namespace, store: Store) -> tuple[list[str], list[P
             if missing:
                 raise BootstrapError(f"stage {item} is not fully built: {missing[0]} is missing")
             store_paths += stage_outputs[item]
-    return store_paths, plain
+    return store_paths, plain, planned
 
 
-def _stage_outputs(args: argparse.Namespace, store: Store) -> dict[str, list[str]]:
+def _stage_outputs(
+    args: argparse.Namespace, store: Store
+) -> tuple[dict[str, list[str]], dict[str, frozenset[str]]]:
     plan = plan_from_args(args, store)
+    derivations = plan.graph.derivations
     outputs: dict[str, list[str]] = {}
     for stage, drvs in plan.stages.items():
-        outputs[stage] = [o.path for d in drvs for o in plan.graph.derivations[d].outputs.values()]
-    return outputs
+        outputs[stage] = [o.path for d in drvs for o in derivations[d].outputs.values()]
+    allowed = {o.path: _allowed(d) for d in derivations.values() for o in d.outputs.values()}
+    return outputs, allowed
 
 
 def _path_map(specs: list[str], store: Store) -> PathMap:

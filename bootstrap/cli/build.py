@@ -7,13 +7,15 @@ import os
 import sys
 from pathlib import Path
 
+from bootstrap import seed
 from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
 from bootstrap.build import BuildOptions, log_path, outputs_valid
-from bootstrap.builtins import BUILTINS
+from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.scheduler import BuildGraph, Scheduler
+from bootstrap.store import Store
 from bootstrap.store.gc import add_root
 
 
@@ -44,6 +46,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(only when --store-dir is the physical store; recorded as non-hermetic)",
     )
     run.add_argument("--offline", action="store_true", help="never use the network")
+    run.add_argument(
+        "--host-cc",
+        default="cc",
+        metavar="CC",
+        help="host C compiler that builds the pinned seed if it is neither cached nor "
+        "downloadable (default: cc); the result must match the pin",
+    )
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a build after this")
     run.add_argument(
         "--max-silent",
@@ -97,6 +106,7 @@ def run_run(args: argparse.Namespace) -> int:
         max_silent_seconds=args.max_silent,
         fetcher=Fetcher(offline=args.offline),
     )
+    _ensure_pinned_seed(graph, store, options.fetcher, args.host_cc)
     scheduler = Scheduler(store, options, max_jobs=args.max_jobs, keep_going=args.keep_going)
     summary = scheduler.realise(graph)
     print(summary.render(graph))
@@ -112,6 +122,24 @@ def run_run(args: argparse.Namespace) -> int:
         add_root(store, last, link=Path(args.out_link))
         print(f"{args.out_link} -> {last}")
     return 0
+
+
+def _ensure_pinned_seed(graph: BuildGraph, store: Store, fetcher: Fetcher, host_cc: str) -> None:
+    """Put the pinned seed archive in the download cache if a missing seed path needs it."""
+    manifest = seed.load_manifest()
+    pinned = str(manifest.archive_sha256)
+    for drv in graph.derivations.values():
+        if drv.builder == UNPACK and drv.env.get("archiveHash") == pinned:
+            if outputs_valid(store, drv) or fetcher.cache_path(manifest.archive_sha256).is_file():
+                return
+            print(f"seed: not cached; fetching or building it with {host_cc}", file=sys.stderr)
+            seed.ensure_seed(manifest, fetcher, cc=host_cc, on_line=_seed_progress)
+            return
+
+
+def _seed_progress(line: str) -> None:
+    if line.startswith(("STEP", "FIXPOINT", "seed download failed")):
+        print(f"  seed: {line.rstrip()}", file=sys.stderr)
 
 
 def run_show(args: argparse.Namespace) -> int:

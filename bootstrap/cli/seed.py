@@ -76,6 +76,7 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"build tree kept at {result.build_dir}", file=sys.stderr)
     print(f"{result.archive}: sha256 {result.sha256.hex}, {result.size} bytes")
     print(f"uncompressed tar: sha256 {result.tar_sha256.hex}")
+    print(f"unpacked tree: NAR sha256 {result.tree_sha256.hex}")
     pin = manifest.archive_sha256
     if pin is not None and pin != result.sha256:
         print(f"note: differs from the pin {pin.hex} in {manifest.path}", file=sys.stderr)

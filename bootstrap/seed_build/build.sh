@@ -158,4 +158,8 @@ sed -i -e 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/' \
 quiet oldconfig.log $BB_MAKE oldconfig < /dev/null
 quiet build.log $BB_MAKE -j$JOBS busybox
 cp busybox $OUT/bin/busybox
+# relative applet links, so the seed's bin/ alone is a usable PATH (sh, tar, patch, sed...)
+for applet in $($OUT/bin/busybox --list); do
+	[ -e $OUT/bin/$applet ] || ln -s busybox $OUT/bin/$applet
+done
 step_done "busybox (by seed tcc)"

@@ -8,7 +8,21 @@
 umask 022
 export CONFIG_SHELL="$SHELL"
 
-# Unpack every source archive into the current directory; plain files are copied.
+# The sandbox has no /bin/sh: GNU make must run recipes with the builder's own shell (the
+# setting reaches recursive makes through MAKEFLAGS).
+make() { command make SHELL="$SHELL" "$@"; }
+
+# Point `#!/bin/sh` scripts under the given directories at $SHELL, as Nix's patchShebangs does.
+patch_shebangs() {
+    find "$@" -type f -perm -u+x | while read -r file; do
+        case "$(head -c 16 "$file")" in
+            "#!/bin/sh"* | "#! /bin/sh"*) sed -i "1s|^#! */bin/sh|#!$SHELL|" "$file" ;;
+        esac
+    done
+}
+
+# Unpack every source archive into the current directory (plain files are copied), and patch
+# the shebangs of the scripts they hold.
 unpack_sources() {
     for src in $srcs; do
         echo "unpacking ${src##*/}"
@@ -20,6 +34,17 @@ unpack_sources() {
             *) cp "$src" "./${src#*-}" ;;
         esac
     done
+    patch_shebangs .
+}
+
+# Print the store path of the input package named $1 (`input musl` -> /…/<hash>-musl-1.2.3).
+input() {
+    for i in $inputs; do
+        base=${i##*/}
+        case "${base#*-}" in "$1" | "$1"-[0-9]*) echo "$i"; return 0 ;; esac
+    done
+    echo "no input named $1 in: $inputs" >&2
+    return 1
 }
 
 # Apply each patch in $patches with -p1 in the current directory; shell scripts are run.
@@ -28,7 +53,7 @@ apply_patches() {
         echo "applying ${p#*-}"
         case "$p" in
             *.sh) sh -e "$p" ;;
-            *) patch -p1 --no-backup-if-mismatch < "$p" ;;
+            *) patch -p1 -i "$p" ;;
         esac
     done
 }

@@ -1,0 +1,15 @@
+"""The chain, as data: for each target system, its stages in order and what each builds.
+
+Stage 0 is the hashed seed (static tcc + musl, busybox, make; see `seeds/`). Every later
+package is built inside the sandbox from pinned sources by the tools of earlier packages only.
+"""
+
+from bootstrap.recipe import Stage
+from stages import stage0, stage1
+
+TARGETS = {
+    "x86_64-linux": [
+        Stage("stage0", (stage0.seed,), "the hashed seed: static tcc, musl, busybox, make"),
+        Stage("stage1", stage1.PACKAGES, "everything tcc builds: musl, tcc, make, busybox, patch"),
+    ],
+}

@@ -1,0 +1,38 @@
+"""Host path strings stage-0/1 programs may name, with the reason for each group.
+
+These are defaults compiled into the programs, never load-time dependencies: every program here
+is static, with no interpreter and no RUNPATH. `bootstrap audit hermetic` accepts exactly these
+strings for the packages that declare them, and nothing else.
+"""
+
+# musl, linked into every static program: system()/popen() run /bin/sh (in the sandbox, the
+# builder's own shell), execvp() searches this default PATH when none is set, and localtime()
+# looks for zone files under /usr/share/zoneinfo/ when TZ names one.
+MUSL_STATIC = ("/bin/sh", "/usr/local/bin", "/bin", "/usr/bin", "/usr/share/zoneinfo/")
+
+# GNU make's default search paths for `include` and `-lNAME` prerequisites.
+MAKE_SEARCH = ("/usr/gnu/include", "/usr/local/include", "/usr/include", "/lib", "/usr/lib")
+
+# busybox's applets name the files of a system they may administer (init, login, modules,
+# firmware, man pages, udhcpc's script, shells for `chsh`-like checks).
+BUSYBOX_APPLETS = (
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/sbin",
+    "/usr/sbin",
+    "/bin/false",
+    "/bin/login",
+    "/bin/csh",
+    "/sbin/init",
+    "/usr/man",
+    "/usr/share/man",
+    "/lib/modules",
+    "/lib/firmware",
+    "/usr/share/udhcpc/default.script",
+)
+
+# the seed's tcc was configured for a relocatable tree, so its default interpreter (used only
+# without -static, which the chain never does) is the conventional musl loader path.
+SEED_TCC = ("/lib/ld-musl-x86_64.so.1",)
+
+SEED = MUSL_STATIC + MAKE_SEARCH + BUSYBOX_APPLETS + SEED_TCC
