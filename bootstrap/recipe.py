@@ -59,6 +59,7 @@ class Package:
     shell: Package | Seed | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     outputs: tuple[str, ...] = ("out",)
+    files: tuple[str, ...] = ()  # more files from stages/builders/ (`builder_file NAME`)
     # host path strings its files may name (search-path defaults, /bin/sh for system()); the
     # hermeticity audit accepts exactly these, and the recipe says why
     allowed_host_paths: tuple[str, ...] = ()
@@ -188,6 +189,7 @@ class Evaluator:
         prelude = self._local(builders / PRELUDE)
         script = self._local(builders / pkg.builder)
         patches = [self._local(self.recipes.patches_dir / p) for p in pkg.patches]
+        files = [self._local(builders / f) for f in pkg.files]
         fetches = [self._fetch(s) for s in pkg.sources]
         deps = list(dict.fromkeys([*pkg.inputs, shell]))
         dep_drvs = [self.drv_path_of(d) for d in deps]
@@ -200,6 +202,7 @@ class Evaluator:
             "system": self.system,
             "srcs": " ".join(self.graph.derivations[f].outputs["out"].path for f in fetches),
             "patches": " ".join(patches),
+            "builderFiles": " ".join(files),
             "builderScript": script,
             "inputs": " ".join(input_outs),
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
@@ -211,7 +214,7 @@ class Evaluator:
             name=pkg.full_name,
             outputs={name: Output() for name in pkg.outputs},
             input_drvs={p: ("out",) for p in [*fetches, *dep_drvs]},
-            input_srcs=(prelude, script, *patches),
+            input_srcs=(prelude, script, *patches, *files),
             system=self.system,
             builder=shell_path,
             args=("-e", prelude),
@@ -243,10 +246,14 @@ class TargetPlan:
 
 
 def select_stages(stages: Sequence[Stage], until: str | None = None) -> list[Stage]:
-    """`stages` up to and including the one named `until` (all of them without `until`)."""
+    """`stages` up to and including the one named `until` (all of them without `until`).
+
+    A bare number N names stageN."""
     names = [s.name for s in stages]
     if until is None:
         return list(stages)
+    if until not in names and f"stage{until}" in names:
+        until = f"stage{until}"  # `--stage 1` means stage1
     if until not in names:
         raise BootstrapError(f"unknown stage {until!r}: expected one of {', '.join(names)}")
     return list(stages[: names.index(until) + 1])

@@ -36,6 +36,7 @@ tcc = Package(
     "tcc.sh",
     sources=(seed_source("tcc"),),
     patches=("tcc-seed.patch",),
+    files=("tcc-cc.in",),
     inputs=(seed, musl, linux_headers),
     allowed_host_paths=MUSL_STATIC,
 )

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
-from bootstrap.recipe import Recipes, plan_target
+from bootstrap.recipe import Recipes, Stage, plan_target, select_stages
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.seed import load_manifest
 from bootstrap.store import Store
@@ -137,3 +138,11 @@ def test_stage1_is_bit_identical_when_built_again(built):
     result = run_cli("audit", "reproduce", TARGET, "--until", "stage1", *store_args, env=env)
     report = result.stdout.decode()
     assert "6 identical, 0 differs, 0 failed" in report, report
+
+
+def test_a_stage_number_names_the_stage():
+    stages = [Stage("stage0", ()), Stage("stage1", ()), Stage("stage2", ())]
+    assert [s.name for s in select_stages(stages, "1")] == ["stage0", "stage1"]
+    assert [s.name for s in select_stages(stages, "stage2")] == ["stage0", "stage1", "stage2"]
+    with pytest.raises(BootstrapError, match="unknown stage '7': expected one of stage0"):
+        select_stages(stages, "7")

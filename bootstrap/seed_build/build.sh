@@ -90,31 +90,10 @@ cp -a $B/linux-headers/include/. $OUT/include/
 step_done "assemble tcc+musl"
 
 # --- tools around the seed tcc ---------------------------------------------------------------
-# tcc-cc: tcc as a Makefile calls a C compiler. -Wp,-MD,F becomes -MD -MF F; a header given as
-# input is compiled as C; linker options tcc lacks (they only affect layout or diagnostics) are
-# dropped; tcc does not rescan archives, so those inside --start-group are given twice more.
-# tcc-ar: tcc -ar, which cannot create an empty archive; that one is written directly.
+# tcc-cc: tcc as a Makefile calls a C compiler (stages/builders/tcc-cc.in, pinned like a patch).
 mkdir -p $W/bin
-cat > $W/bin/tcc-cc <<EOS
-#!/bin/sh
-group= archives= raw=
-for a do
-	shift
-	case \$a in
-	-include) set -- "\$@" "\$a"; raw=1; continue ;;
-	*.h) if [ -n "\$raw" ]; then set -- "\$@" "\$a"; else set -- "\$@" -x c "\$a"; fi ;;
-	*.a) set -- "\$@" "\$a"; [ -z "\$group" ] || archives="\$archives \$a" ;;
-	-Wp,-MD,*) set -- "\$@" -MD -MF "\${a#-Wp,-MD,}" ;;
-	-Wl,--start-group) group=1 ;;
-	-Wl,--end-group) set -- "\$@" \$archives \$archives; group= archives= ;;
-	-Wl,--sort-common|-Wl,--sort-section,*|-Wl,--gc-sections|-Wl,--warn-common|-Wl,-Map,*) ;;
-	-Wl,--verbose|-Wl,-O1|-Wl,--as-needed|-Wl,--no-as-needed) ;;
-	*) set -- "\$@" "\$a" ;;
-	esac
-	raw=
-done
-exec $OUT/bin/tcc -B$OUT/lib/tcc -static "\$@"
-EOS
+sed -e "s|@SHELL@|/bin/sh|" -e "s|@TCC@|$OUT/bin/tcc -B$OUT/lib/tcc|" $B/patches/tcc-cc.in > $W/bin/tcc-cc
+# tcc-ar: tcc -ar, which cannot create an empty archive; that one is written directly.
 cat > $W/bin/tcc-ar <<EOS
 #!/bin/sh
 [ \$# -gt 2 ] || { printf '!<arch>\\n' > "\$2"; exit 0; }

@@ -1,6 +1,7 @@
 # The prelude every package builds with: `<shell>/bin/sh -e prelude.sh`, in /build.
 #
-# The environment comes from the derivation: $srcs (downloaded archives), $patches, $inputs
+# The environment comes from the derivation: $srcs (downloaded archives), $patches,
+# $builderFiles (more files from stages/builders/), $inputs
 # (store paths of what the package is built with; their bin/ is on $PATH), $SHELL (the
 # builder's own shell), $out (and other outputs), $builderScript, $BOOTSTRAP_CORES.
 # The package's builder script is sourced last and uses the helpers below.
@@ -44,6 +45,15 @@ input() {
         case "${base#*-}" in "$1" | "$1"-[0-9]*) echo "$i"; return 0 ;; esac
     done
     echo "no input named $1 in: $inputs" >&2
+    return 1
+}
+
+# Print the store path of the file NAME the recipe lists in `files` (from stages/builders/).
+builder_file() {
+    for f in $builderFiles; do
+        case "$f" in */*-"$1") echo "$f"; return 0 ;; esac
+    done
+    echo "no builder file named $1 in: $builderFiles" >&2
     return 1
 }
 

@@ -37,29 +37,8 @@ build_round() { # build_round N CC: build tcc and libtcc1.a in objN with compile
 build_round 1 "tcc -B$seed/lib/tcc"
 build_round 2 "$out/bin/tcc"
 
-# tcc-cc: tcc as a Makefile calls a C compiler. -Wp,-MD,F becomes -MD -MF F; a header given as
-# input is compiled as C; linker options tcc lacks (they only affect layout or diagnostics) are
-# dropped; tcc does not rescan archives, so those inside --start-group are given twice more.
-cat > "$out/bin/tcc-cc" <<EOS
-#!$SHELL
-group= archives= raw=
-for a do
-	shift
-	case \$a in
-	-include) set -- "\$@" "\$a"; raw=1; continue ;;
-	*.h) if [ -n "\$raw" ]; then set -- "\$@" "\$a"; else set -- "\$@" -x c "\$a"; fi ;;
-	*.a) set -- "\$@" "\$a"; [ -z "\$group" ] || archives="\$archives \$a" ;;
-	-Wp,-MD,*) set -- "\$@" -MD -MF "\${a#-Wp,-MD,}" ;;
-	-Wl,--start-group) group=1 ;;
-	-Wl,--end-group) set -- "\$@" \$archives \$archives; group= archives= ;;
-	-Wl,--sort-common|-Wl,--sort-section,*|-Wl,--gc-sections|-Wl,--warn-common|-Wl,-Map,*) ;;
-	-Wl,--verbose|-Wl,-O1|-Wl,--as-needed|-Wl,--no-as-needed) ;;
-	*) set -- "\$@" "\$a" ;;
-	esac
-	raw=
-done
-exec $out/bin/tcc -static "\$@"
-EOS
+# tcc-cc: tcc as a Makefile calls a C compiler (see the template's comments).
+sed -e "s|@SHELL@|$SHELL|" -e "s|@TCC@|$out/bin/tcc|" "$(builder_file tcc-cc.in)" > "$out/bin/tcc-cc"
 # tcc-ar: tcc -ar, which cannot create an empty archive; that one is written directly.
 cat > "$out/bin/tcc-ar" <<EOS
 #!$SHELL
