@@ -146,12 +146,14 @@ def run_show(args: argparse.Namespace) -> int:
     store = open_store(args)
     plan = plan_from_args(args, store)
     graph = plan.graph
-    print(f"{'stage':<10} {'package':<36} {'status':<8} output")
-    for path in graph.topological():
+    order = graph.topological()
+    width = max([len("package"), *(len(graph.derivations[p].name) for p in order)])
+    print(f"{'stage':<10} {'package':<{width}} {'status':<8} output")
+    for path in order:
         drv = graph.derivations[path]
         status = "built" if outputs_valid(store, drv) else "missing"
         stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
-        print(f"{stage:<10} {drv.name:<36} {status:<8} {drv.outputs['out'].path}")
+        print(f"{stage:<10} {drv.name:<{width}} {status:<8} {drv.outputs['out'].path}")
     return 0
 
 
