@@ -36,3 +36,21 @@ BUSYBOX_APPLETS = (
 SEED_TCC = ("/lib/ld-musl-x86_64.so.1",)
 
 SEED = MUSL_STATIC + MAKE_SEARCH + BUSYBOX_APPLETS + SEED_TCC
+
+# libiberty's make_temp_file: after $TMPDIR (set in every build), it tries /usr/tmp, /var/tmp.
+LIBIBERTY_TMP = ("/usr/tmp",)
+
+# binutils 2.16.1: ld's default library directories and /etc/ld.so.conf, searched only for
+# libraries not found through -L (cc-musl always passes -L and -static), and bfd's default ELF
+# interpreters, used only for dynamic links without -dynamic-linker (the chain makes none).
+BINUTILS_DEFAULTS = (
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+    "/usr/local/lib64",
+    "/etc/ld.so.conf",
+    "/lib/ld64.so.1",
+    "/usr/lib/libc.so.1",
+)

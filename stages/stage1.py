@@ -21,12 +21,14 @@ PATCH_SOURCE = Source.of(
     "ac610bda97abe0d9f6b7c963255a11dcb196c25e337c61f94e4778d632f1d8fd",
 )
 
+MUSL_SOURCE = seed_source("musl")
+
 linux_headers = Package("linux-headers", "6.1.176", "linux-headers.sh", inputs=(seed,))
 musl = Package(
     "musl",
     "1.2.3",
     "musl.sh",
-    sources=(seed_source("musl"),),
+    sources=(MUSL_SOURCE,),
     patches=("musl-tcc.patch",),
     inputs=(seed,),
 )

@@ -1,0 +1,38 @@
+# gcc 3.4.6 (C and C++ compilers, libgcc) by the stage-1 tcc, with binutils 2.16.1 as its
+# assembler and linker. Its built-in header and start-file paths name the stage-1 musl (the libc
+# it is built with) instead of /usr/include, /lib and /usr/lib, and its fallback program prefixes
+# are its own; the cc-musl wrapper chooses the
+# libc programs are built against. No fixincludes (there are no system headers to fix), no docs.
+musl=$(input musl)
+headers=$(input linux-headers)
+binutils=$(input binutils)
+unpack_sources
+cd gcc-h8300-hms-3.4.6+dfsg2
+apply_patches
+sed -i "s|#define STANDARD_INCLUDE_DIR \"/usr/include\"|#define STANDARD_INCLUDE_DIR \"$musl/include\"|" \
+    gcc/cppdefault.c
+sed -i -e "s|\"/lib/\";|\"$musl/lib/\";|" -e "s|\"/usr/lib/\";|\"$musl/lib/\";|" \
+    -e "s|\"/usr/libexec/gcc/\";|\"$out/libexec/gcc/\";|" -e "s|\"/usr/lib/gcc/\";|\"$out/lib/gcc/\";|" \
+    gcc/gcc.c
+sed -i -e "s|/lib64/ld-linux-x86-64.so.2|$musl/lib/ld-musl-x86_64.so.1|" \
+    -e "s|/lib/ld-linux.so.2|$musl/lib/ld-musl-i386.so.1|" gcc/config/i386/linux64.h
+sed -i -e "s|^NATIVE_SYSTEM_HEADER_DIR = .*|NATIVE_SYSTEM_HEADER_DIR = $musl/include|" \
+    -e "s|^STMP_FIXINC = .*|STMP_FIXINC =|" -e "s|^BUILD_INFO = .*|BUILD_INFO =|" \
+    -e "s|^GENERATED_MANPAGES = .*|GENERATED_MANPAGES =|" gcc/Makefile.in
+cd ..
+mkdir build
+cd build
+CC=tcc-cc AR=ar RANLIB=ranlib CFLAGS= MAKEINFO=true \
+    ../gcc-h8300-hms-3.4.6+dfsg2/configure --prefix="$out" --build=x86_64-pc-linux-gnu \
+    --host=x86_64-pc-linux-gnu --target=x86_64-pc-linux-gnu \
+    --with-as="$binutils/bin/as" --with-ld="$binutils/bin/ld" --with-local-prefix="$headers" \
+    --enable-languages=c,c++ --disable-nls --disable-shared --disable-multilib \
+    --enable-threads=posix
+# without fixincludes, gcc's limits.h still wants the syslimits.h that step would install
+mkdir -p gcc/include
+cp ../gcc-h8300-hms-3.4.6+dfsg2/gcc/gsyslimits.h gcc/include/syslimits.h
+make MAKEINFO=true all-gcc
+# `install` minus the man pages and info files (their sources are not in the tarball)
+make -C gcc MAKEINFO=true install-common install-headers install-libgcc install-cpp \
+    lang.install-normal install-driver
+rm "$out/bin/gccbug" # a bug-report mailer
