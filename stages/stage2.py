@@ -1,8 +1,9 @@
-"""Stage 2: tcc builds binutils 2.16.1 and gcc 3.4.6; gcc rebuilds musl; cc-musl wraps them.
+"""Stage 2: from C to C++. tcc builds binutils 2.16.1 and gcc 3.4.6 (gcc-core); gcc-core
+rebuilds musl, and, wrapped as cc-musl, gcc 3.4.6 again with libstdc++.
 
 Debian's `binutils-h8300-hms` and `gcc-h8300-hms` orig tarballs are complete upstream trees of
 these releases (x86-64 supported natively; generated parsers shipped, so no bison is needed).
-Everything is static. gcc's C++ compiler is built, its runtime library (libstdc++) not yet.
+Everything is static.
 """
 
 from bootstrap.fetch import Source
@@ -29,13 +30,14 @@ binutils = Package(
     allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP + BINUTILS_DEFAULTS,
 )
 
-gcc = Package(
-    "gcc",
+gcc_core = Package(
+    "gcc-core",
     "3.4.6",
     "gcc.sh",
     sources=(GCC_SOURCE,),
     patches=("gcc-3.4.6-ucontext.patch",),
     inputs=(busybox, tcc, make, binutils, musl, linux_headers),
+    env={"CC": "tcc-cc", "CFLAGS": ""},
     allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP,
 )
 musl_by_gcc = Package(
@@ -44,13 +46,25 @@ musl_by_gcc = Package(
     "musl-gcc.sh",
     sources=(MUSL_SOURCE,),
     patches=("musl-gcc34.patch",),
-    inputs=(busybox, gcc, binutils, make),
+    inputs=(busybox, gcc_core, binutils, make),
 )
 cc_musl = Package(
     "cc-musl",
     "3.4.6",
     "cc-musl.sh",
-    inputs=(busybox, gcc, musl_by_gcc, linux_headers),
+    inputs=(busybox, gcc_core, musl_by_gcc, linux_headers),
+)
+# gcc again, compiled by gcc (cc-musl): the cc1plus tcc compiles never finishes compiling
+# libstdc++'s libsupc++/tinfo2.cc, the one gcc compiles builds all of libstdc++ in 40 s.
+gcc = Package(
+    "gcc",
+    "3.4.6",
+    "gcc.sh",
+    sources=(GCC_SOURCE,),
+    patches=("gcc-3.4.6-ucontext.patch",),
+    inputs=(busybox, cc_musl, make, binutils, musl_by_gcc, linux_headers),
+    env={"CC": "cc", "CFLAGS": "-O2", "withLibstdcxx": "1"},
+    allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP,
 )
 
-PACKAGES = (binutils, gcc, musl_by_gcc, cc_musl)
+PACKAGES = (binutils, gcc_core, musl_by_gcc, cc_musl, gcc)

@@ -2,8 +2,8 @@
 
 `bootstrap run --until stage1` on a machine whose download cache has the pinned sources but no
 seed builds the seed from source first, then stage 1 in the sandbox; `--stage 2` then adds
-binutils, gcc 3.4.6, musl by gcc and the cc-musl wrapper. About 5 minutes on 2 cores, with the
-rebuild checks (sources must be downloadable or already cached).
+binutils and gcc-core by tcc, musl by gcc, the cc-musl wrapper, and gcc 3.4.6 with libstdc++.
+About 9 minutes on 2 cores with the rebuild checks (sources must be downloadable or cached).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ TARGET = "x86_64-linux"
 STAGE1 = ("linux-headers", "musl", "tcc", "make", "busybox", "patch")
 
 
-STAGE2 = ("binutils", "gcc", "musl", "cc-musl")
+STAGE2 = ("binutils", "gcc-core", "musl", "cc-musl", "gcc")
 
 
 def _prefill_cache(cache: Path) -> None:
@@ -164,7 +164,7 @@ def test_a_stage_number_names_the_stage():
         select_stages(stages, "7")
 
 
-# --- stage 2: binutils, gcc 3.4.6, musl by gcc, cc-musl ----------------------------------------
+# --- stage 2: binutils, gcc-core, musl by gcc, cc-musl, gcc with libstdc++ -----------------------
 
 
 @pytest.fixture(scope="module")
@@ -192,20 +192,36 @@ def test_cc_musl_builds_static_c_programs_with_nothing_but_the_store(built2, tmp
         assert not any(s["p_type"] == "PT_INTERP" for s in ELFFile(stream).iter_segments())
 
 
-def test_gcc_compiles_cplusplus(built2, tmp_path):
+CPLUSPLUS = """\
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+struct Shape { virtual ~Shape() {} virtual int sides() const = 0; };
+struct Square : Shape { int sides() const { return 4; } };
+int main() {
+  std::vector<std::string> words;
+  words.push_back("hello");
+  words.push_back("c++");
+  try { throw std::runtime_error("boom"); }
+  catch (const std::exception& e) { std::cout << words[0] << " " << words[1] << " " << e.what(); }
+  Square square;
+  const Shape& shape = square;
+  std::cout << " " << shape.sides() << std::endl;
+  return 0;
+}
+"""
+
+
+def test_gcc_builds_and_runs_cplusplus_with_libstdcxx(built2, tmp_path):
     root = built2[0]
-    cc = _outputs(root, "stage2")["cc-musl"] / "bin/cc"
-    (tmp_path / "shape.cc").write_text(
-        "struct Shape { virtual ~Shape() {} virtual int sides() const = 0; };\n"
-        "struct Square : Shape { int sides() const { return 4; } };\n"
-        "template <typename T> int count(const T& t) { return t.sides(); }\n"
-        "int square_sides() { Square s; return count(s); }\n"
-    )
-    _compile_in_sandbox(root, cc, ["-c", "-o", "/build/shape.o", "/build/shape.cc"], tmp_path)
-    with (tmp_path / "shape.o").open("rb") as stream:
-        symbols = ELFFile(stream).get_section_by_name(".symtab")
-        names = {symbol.name for symbol in symbols.iter_symbols()}
-    assert "_Z12square_sidesv" in names and "_ZTV6Square" in names
+    gxx = _outputs(root, "stage2")["gcc"] / "bin/g++"
+    (tmp_path / "shapes.cc").write_text(CPLUSPLUS)
+    _compile_in_sandbox(root, gxx, ["-O2", "-o", "/build/shapes", "/build/shapes.cc"], tmp_path)
+    shapes = subprocess.run([tmp_path / "shapes"], capture_output=True)
+    assert shapes.stdout == b"hello c++ boom 4\n"
+    with (tmp_path / "shapes").open("rb") as stream:
+        assert not any(s["p_type"] == "PT_INTERP" for s in ELFFile(stream).iter_segments())
 
 
 def test_stage2_passes_the_hermetic_audit(built2):
@@ -220,4 +236,4 @@ def test_stage2_is_bit_identical_when_built_again(built2):
         "audit", "reproduce", TARGET, "--stage", "2", "--only", "stage2", *store_args, env=env
     )
     report = result.stdout.decode()
-    assert "4 identical, 0 differs, 0 failed" in report, report
+    assert "5 identical, 0 differs, 0 failed" in report, report

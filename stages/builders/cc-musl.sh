@@ -1,6 +1,6 @@
 # cc-musl: gcc 3.4.6 as `cc`/`gcc`, compiling and linking static programs against the musl
 # built by gcc, its headers and the Linux headers, and nothing else (as Nix's cc-wrapper does).
-gcc=$(input gcc)
+gcc=$(input gcc-core)
 musl=$(input musl)
 headers=$(input linux-headers)
 gcc_include=$(echo "$gcc"/lib/gcc/x86_64-pc-linux-gnu/*/include)
