@@ -597,6 +597,8 @@ def ensure_seed(
     cached = fetcher.cache_path(expected)
     if cached.is_file():
         return cached
+    if on_line:
+        on_line(f"not cached; fetching it or building it with {cc}")
     if manifest.archive_urls:
         try:
             return fetcher.download(list(manifest.archive_urls), expected, manifest.archive_name)

@@ -113,18 +113,29 @@ def test_stage1_programs_are_static_and_run(built):
     assert (outputs["linux-headers"] / "include/linux/version.h").is_file()
 
 
-def _compile_in_sandbox(root: Path, compiler: Path, args: list[str], build: Path) -> None:
-    """Run `compiler ARGS` in a sandbox that holds only the compiler's closure and `build`."""
+def _build_and_run(root: Path, compiler: Path, flags: list[str], source: Path) -> bytes:
+    """Compile `source` with `compiler FLAGS` in a sandbox that holds only the compiler's closure
+    and the source's directory; check the program is not dynamically linked, run it, and return
+    its output."""
     store = Store(root / "store")
     package = store.to_store_path(str(compiler))
-    closure = store.closure([package])
+    program = source.with_suffix("")
     spec = SandboxSpec(
-        command=[f"{package}/{compiler.relative_to(store.real_path(package))}", *args],
-        build_dir=build,
-        inputs=[Bind(store.real_path(p), p) for p in closure],
+        command=[
+            f"{package}/{compiler.relative_to(store.real_path(package))}",
+            *flags,
+            "-o",
+            f"/build/{program.name}",
+            f"/build/{source.name}",
+        ],
+        build_dir=source.parent,
+        inputs=[Bind(store.real_path(p), p) for p in store.closure([package])],
     )
-    result = run_in_sandbox(spec, build / "log")
-    assert result.succeeded, (build / "log").read_text()
+    result = run_in_sandbox(spec, source.parent / "log")
+    assert result.succeeded, (source.parent / "log").read_text()
+    with program.open("rb") as stream:
+        assert not any(s["p_type"] == "PT_INTERP" for s in ELFFile(stream).iter_segments())
+    return subprocess.run([program], capture_output=True).stdout
 
 
 HELLO_C = (
@@ -136,11 +147,7 @@ HELLO_C = (
 def test_stage1_tcc_compiles_and_links_against_the_store_musl(built, tmp_path):
     tcc = _outputs(built[0])["tcc"] / "bin/tcc"
     (tmp_path / "hello.c").write_text(HELLO_C)
-    _compile_in_sandbox(
-        built[0], tcc, ["-static", "-o", "/build/hello", "/build/hello.c"], tmp_path
-    )
-    hello = subprocess.run([tmp_path / "hello"], capture_output=True)
-    assert hello.stdout == b"hello 1\n"
+    assert _build_and_run(built[0], tcc, ["-static"], tmp_path / "hello.c") == b"hello 1\n"
 
 
 def test_stage0_and_stage1_pass_the_hermetic_audit(built):
@@ -185,11 +192,7 @@ def test_cc_musl_builds_static_c_programs_with_nothing_but_the_store(built2, tmp
     root = built2[0]
     cc = _outputs(root, "stage2")["cc-musl"] / "bin/cc"
     (tmp_path / "hello.c").write_text(HELLO_C)
-    _compile_in_sandbox(root, cc, ["-O2", "-o", "/build/hello", "/build/hello.c"], tmp_path)
-    hello = subprocess.run([tmp_path / "hello"], capture_output=True)
-    assert hello.stdout == b"hello 1\n"
-    with (tmp_path / "hello").open("rb") as stream:
-        assert not any(s["p_type"] == "PT_INTERP" for s in ELFFile(stream).iter_segments())
+    assert _build_and_run(root, cc, ["-O2"], tmp_path / "hello.c") == b"hello 1\n"
 
 
 CPLUSPLUS = """\
@@ -217,11 +220,7 @@ def test_gcc_builds_and_runs_cplusplus_with_libstdcxx(built2, tmp_path):
     root = built2[0]
     gxx = _outputs(root, "stage2")["gcc"] / "bin/g++"
     (tmp_path / "shapes.cc").write_text(CPLUSPLUS)
-    _compile_in_sandbox(root, gxx, ["-O2", "-o", "/build/shapes", "/build/shapes.cc"], tmp_path)
-    shapes = subprocess.run([tmp_path / "shapes"], capture_output=True)
-    assert shapes.stdout == b"hello c++ boom 4\n"
-    with (tmp_path / "shapes").open("rb") as stream:
-        assert not any(s["p_type"] == "PT_INTERP" for s in ELFFile(stream).iter_segments())
+    assert _build_and_run(root, gxx, ["-O2"], tmp_path / "shapes.cc") == b"hello c++ boom 4\n"
 
 
 def test_stage2_passes_the_hermetic_audit(built2):

@@ -125,20 +125,21 @@ def run_run(args: argparse.Namespace) -> int:
 
 
 def _ensure_pinned_seed(graph: BuildGraph, store: Store, fetcher: Fetcher, host_cc: str) -> None:
-    """Put the pinned seed archive in the download cache if a missing seed path needs it."""
+    """Put the pinned seed archive in the download cache if a seed path still to build needs it."""
+    wanted = {
+        drv.env.get("archiveHash")
+        for drv in graph.derivations.values()
+        if drv.builder == UNPACK and not outputs_valid(store, drv)
+    }
+    if not wanted:
+        return
     manifest = seed.load_manifest()
-    pinned = str(manifest.archive_sha256)
-    for drv in graph.derivations.values():
-        if drv.builder == UNPACK and drv.env.get("archiveHash") == pinned:
-            if outputs_valid(store, drv) or fetcher.cache_path(manifest.archive_sha256).is_file():
-                return
-            print(f"seed: not cached; fetching or building it with {host_cc}", file=sys.stderr)
-            seed.ensure_seed(manifest, fetcher, cc=host_cc, on_line=_seed_progress)
-            return
+    if str(manifest.archive_sha256) in wanted:
+        seed.ensure_seed(manifest, fetcher, cc=host_cc, on_line=_seed_progress)
 
 
 def _seed_progress(line: str) -> None:
-    if line.startswith(("STEP", "FIXPOINT", "seed download failed")):
+    if line.startswith(("not cached", "STEP", "FIXPOINT", "seed download failed")):
         print(f"  seed: {line.rstrip()}", file=sys.stderr)
 
 

@@ -9,8 +9,8 @@
 umask 022
 export CONFIG_SHELL="$SHELL"
 
-# The sandbox has no /bin/sh: GNU make must run recipes with the builder's own shell (the
-# setting reaches recursive makes through MAKEFLAGS).
+# GNU make runs recipes with the builder's own shell, not whatever /bin/sh is (the setting
+# reaches recursive makes through MAKEFLAGS).
 make() { command make SHELL="$SHELL" "$@"; }
 
 # Point `#!/bin/sh` scripts under the given directories at $SHELL, as Nix's patchShebangs does.
