@@ -552,6 +552,16 @@ def pinned_hash(manifest: SeedManifest) -> Hash:
     return manifest.archive_sha256
 
 
+def pinned_tree_hash(manifest: SeedManifest) -> Hash:
+    """The NAR hash of the unpacked seed tree, which names stage 0's store path."""
+    if manifest.tree_sha256 is None:
+        raise BootstrapError(
+            f"{manifest.path}: field archive.tree_nar_sha256 is empty; expected the NAR sha256 "
+            "of the unpacked seed"
+        )
+    return manifest.tree_sha256
+
+
 def pinned_archive_files(manifest: SeedManifest, fetcher: Fetcher | None = None) -> dict | None:
     """File hashes of the pinned archive if it is in the download cache (imported), else None."""
     cached = (fetcher or Fetcher()).cache_path(pinned_hash(manifest))

@@ -23,6 +23,8 @@ from bootstrap.seed import (
     ARCHIVE_TOP,
     archive_file_hashes,
     load_manifest,
+    pinned_hash,
+    pinned_tree_hash,
     render_file_table,
     write_archive,
 )
@@ -261,6 +263,20 @@ def test_bad_manifest_is_one_line_naming_the_field(tmp_path, edit, field):
     with pytest.raises(BootstrapError) as error:
         load_manifest(path)
     assert f"field {field}:" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "read_pin"), [("sha256", pinned_hash), ("tree_nar_sha256", pinned_tree_hash)]
+)
+def test_missing_pin_is_one_line_naming_the_field(tmp_path, field, read_pin):
+    document = json.loads(load_manifest().path.read_text())
+    del document["archive"][field]
+    path = tmp_path / "unpinned.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(BootstrapError) as error:
+        read_pin(load_manifest(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: field archive.{field} is empty") and "\n" not in message
 
 
 def test_write_archive_ignores_owners_times_and_umask(tmp_path):
