@@ -152,8 +152,11 @@ class Scheduler:
         return summary
 
     def _submit_ready(self, graph, pool, waiting, running, summary, bar) -> None:
-        stop = summary.failed and not self.keep_going
-        for path in [p for p, deps in waiting.items() if not deps and not stop]:
+        """Start ready derivations while a job slot is free (so "building" means started)."""
+        if summary.failed and not self.keep_going:
+            return
+        free_slots = max(1, self.max_jobs) - len(running)
+        for path in [p for p, deps in waiting.items() if not deps][:free_slots]:
             del waiting[path]
             drv = graph.derivations[path]
             self._say(bar, f"building {drv.name}")

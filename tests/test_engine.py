@@ -155,6 +155,16 @@ def test_keep_going_builds_independent_work(store, tmp_path):
     assert store.is_valid(graph.derivations[graph.targets[1]].outputs["out"].path)
 
 
+def test_one_job_at_a_time_announces_each_build_when_it_starts(store, tmp_path, capsys):
+    seed, _, _ = chain(tmp_path)
+    first, second = (Package(name, "1", "hello.sh", inputs=(seed,)) for name in ("a", "b"))
+    graph = evaluate(store, tmp_path, first, second)
+    summary = make_scheduler(store, tmp_path, max_jobs=1).realise(graph)
+    assert len(summary.built) == 3  # the seed, a and b
+    events = [line.split()[0] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["building", "built"] * 3
+
+
 def test_unsandboxed_run_is_refused_when_store_is_remapped(store, tmp_path):
     _seed, hello, _ = chain(tmp_path)
     graph = evaluate(store, tmp_path, hello)
