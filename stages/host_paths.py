@@ -54,3 +54,19 @@ BINUTILS_DEFAULTS = (
     "/lib/ld64.so.1",
     "/usr/lib/libc.so.1",
 )
+
+# gcc's driver (targeting musl here): its specs name the loader of every x86 libc behind
+# -mglibc, -muclibc, -m32 and -mx32. The compiler links statically unless told otherwise, and
+# with the store musl's loader when it does not.
+GCC_DRIVER_LOADERS = (
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/ld-linux.so.2",
+    "/libx32/ld-linux-x32.so.2",
+    "/lib/ld-uClibc.so.0",
+    "/lib/ld64-uClibc.so.0",
+    "/lib/ldx32-uClibc.so.0",
+)
+
+# libbacktrace, linked into gcc's programs to print a backtrace when the compiler crashes, looks
+# for separate debug info under /usr/lib/debug; it reads nothing there otherwise.
+LIBBACKTRACE_DEBUG = ("/usr/lib/debug/", "/usr/lib/debug/.build-id/")
