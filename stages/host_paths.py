@@ -55,6 +55,11 @@ BINUTILS_DEFAULTS = (
     "/usr/lib/libc.so.1",
 )
 
+# gcc 10 and later with the store's musl as --with-sysroot: the start-file, library and header
+# directories it names (/lib/, /usr/lib/, /usr/local/include) are searched under that
+# sysroot, never on the host.
+GCC_SYSROOT_RELATIVE = ("/lib/", "/usr/lib/", "/usr/local/include")
+
 # gcc's driver (targeting musl here): its specs name the loader of every x86 libc behind
 # -mglibc, -muclibc, -m32 and -mx32. The compiler links statically unless told otherwise, and
 # with the store musl's loader when it does not.

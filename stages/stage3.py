@@ -6,7 +6,13 @@ live-bootstrap does before its libc changes).
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
-from stages.host_paths import GCC_DRIVER_LOADERS, LIBBACKTRACE_DEBUG, LIBIBERTY_TMP, MUSL_STATIC
+from stages.host_paths import (
+    GCC_DRIVER_LOADERS,
+    GCC_SYSROOT_RELATIVE,
+    LIBBACKTRACE_DEBUG,
+    LIBIBERTY_TMP,
+    MUSL_STATIC,
+)
 from stages.stage1 import busybox, make
 from stages.stage2 import binutils, gcc, musl_by_gcc
 
@@ -97,7 +103,9 @@ gcc10 = Package(
     # unwind-dw2.c at -O1 (and g++ 3.4.6 itself never finishes i386-common.c): its optimizer
     # miscompiles gcc 10. Unoptimized, it is a correct, slower compiler.
     env={"hostOptimize": "-O0", "optimize": "-O2"},
-    allowed_host_paths=LIBIBERTY_TMP + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG,
+    allowed_host_paths=(
+        MUSL_STATIC + LIBIBERTY_TMP + GCC_SYSROOT_RELATIVE + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG
+    ),
 )
 
 PACKAGES = (m4, bison, gawk, sed, gcc10)
