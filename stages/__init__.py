@@ -12,6 +12,8 @@ TARGETS = {
         Stage("stage0", (stage0.seed,), "the hashed seed: static tcc, musl, busybox, make"),
         Stage("stage1", stage1.PACKAGES, "everything tcc builds: musl, tcc, make, busybox, patch"),
         Stage("stage2", stage2.PACKAGES, "from C to C++ by tcc: binutils 2.16.1, gcc 3.4.6"),
-        Stage("stage3", stage3.PACKAGES, "a modern C++ compiler by g++ 3.4.6: gcc 10.2"),
+        Stage(
+            "stage3", stage3.PACKAGES, "by gcc 3.4.6: gcc 10.2, and m4, bison, gawk, sed for glibc"
+        ),
     ],
 }

@@ -30,15 +30,26 @@ binutils = Package(
     allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP + BINUTILS_DEFAULTS,
 )
 
-gcc_core = Package(
+
+def gcc346(name: str, inputs: tuple[Package, ...], env: dict[str, str]) -> Package:
+    """gcc 3.4.6 by builders/gcc.sh; `env` names the C compiler that builds it ($CC, $CFLAGS)
+    and whether libstdc++ is built too ($withLibstdcxx)."""
+    return Package(
+        name,
+        "3.4.6",
+        "gcc.sh",
+        sources=(GCC_SOURCE,),
+        patches=("gcc-3.4.6-ucontext.patch",),
+        inputs=inputs,
+        env=env,
+        allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP,
+    )
+
+
+gcc_core = gcc346(
     "gcc-core",
-    "3.4.6",
-    "gcc.sh",
-    sources=(GCC_SOURCE,),
-    patches=("gcc-3.4.6-ucontext.patch",),
-    inputs=(busybox, tcc, make, binutils, musl, linux_headers),
-    env={"CC": "tcc-cc", "CFLAGS": ""},
-    allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP,
+    (busybox, tcc, make, binutils, musl, linux_headers),
+    {"CC": "tcc-cc", "CFLAGS": ""},
 )
 musl_by_gcc = Package(
     "musl",
@@ -56,15 +67,10 @@ cc_musl = Package(
 )
 # gcc again, compiled by gcc (cc-musl): the cc1plus tcc compiles never finishes compiling
 # libstdc++'s libsupc++/tinfo2.cc, the one gcc compiles builds all of libstdc++ in 40 s.
-gcc = Package(
+gcc = gcc346(
     "gcc",
-    "3.4.6",
-    "gcc.sh",
-    sources=(GCC_SOURCE,),
-    patches=("gcc-3.4.6-ucontext.patch",),
-    inputs=(busybox, cc_musl, make, binutils, musl_by_gcc, linux_headers),
-    env={"CC": "cc", "CFLAGS": "-O2", "withLibstdcxx": "1"},
-    allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP,
+    (busybox, cc_musl, make, binutils, musl_by_gcc, linux_headers),
+    {"CC": "cc", "CFLAGS": "-O2", "withLibstdcxx": "1"},
 )
 
 PACKAGES = (binutils, gcc_core, musl_by_gcc, cc_musl, gcc)
