@@ -124,26 +124,26 @@ def test_stage1_programs_are_static_and_run(built):
     assert (outputs["linux-headers"] / "include/linux/version.h").is_file()
 
 
+def _run_from_store(root: Path, program: Path, args: list[str], build: Path) -> None:
+    """Run the store's `program ARGS` in a sandbox that holds only its package's closure and
+    `build` (as /build); fail with the log unless it succeeds."""
+    store = Store(root / "store")
+    package = store.to_store_path(str(program))
+    spec = SandboxSpec(
+        command=[f"{package}/{program.relative_to(store.real_path(package))}", *args],
+        build_dir=build,
+        inputs=[Bind(store.real_path(p), p) for p in store.closure([package])],
+    )
+    assert run_in_sandbox(spec, build / "log").succeeded, (build / "log").read_text()
+
+
 def _build_and_run(root: Path, compiler: Path, flags: list[str], source: Path) -> bytes:
     """Compile `source` with `compiler FLAGS` in a sandbox that holds only the compiler's closure
     and the source's directory; check the program is not dynamically linked, run it, and return
     its output."""
-    store = Store(root / "store")
-    package = store.to_store_path(str(compiler))
     program = source.with_suffix("")
-    spec = SandboxSpec(
-        command=[
-            f"{package}/{compiler.relative_to(store.real_path(package))}",
-            *flags,
-            "-o",
-            f"/build/{program.name}",
-            f"/build/{source.name}",
-        ],
-        build_dir=source.parent,
-        inputs=[Bind(store.real_path(p), p) for p in store.closure([package])],
-    )
-    result = run_in_sandbox(spec, source.parent / "log")
-    assert result.succeeded, (source.parent / "log").read_text()
+    command = [*flags, "-o", f"/build/{program.name}", f"/build/{source.name}"]
+    _run_from_store(root, compiler, command, source.parent)
     with program.open("rb") as stream:
         assert not any(s["p_type"] == "PT_INTERP" for s in ELFFile(stream).iter_segments())
     return subprocess.run([program], capture_output=True).stdout
@@ -294,14 +294,8 @@ def test_stage3_builds_gcc10_and_the_tools_glibc_needs(built3, tmp_path):
     assert sorted(outputs) == ["bison", "gawk", "gcc", "m4", "sed"]
     # bison reads its skeletons from the store and runs the store's m4: run it in a sandbox
     (tmp_path / "sum.y").write_text('%%\nsum: "n" | sum "+" "n";\n%%\n')
-    store = Store(root / "store")
-    bison = store.to_store_path(str(outputs["bison"]))
-    spec = SandboxSpec(
-        command=[f"{bison}/bin/bison", "-o", "/build/sum.c", "/build/sum.y"],
-        build_dir=tmp_path,
-        inputs=[Bind(store.real_path(p), p) for p in store.closure([bison])],
-    )
-    assert run_in_sandbox(spec, tmp_path / "log").succeeded, (tmp_path / "log").read_text()
+    bison = outputs["bison"] / "bin/bison"
+    _run_from_store(root, bison, ["-o", "/build/sum.c", "/build/sum.y"], tmp_path)
     assert "yyparse" in (tmp_path / "sum.c").read_text()
     gawk = subprocess.run(
         [outputs["gawk"] / "bin/gawk", '{ print gensub(/b+/, "B", "g"), NF }'],
