@@ -55,6 +55,26 @@ BINUTILS_DEFAULTS = (
     "/usr/lib/libc.so.1",
 )
 
+# binutils 2.40 adds: ld's default library directories of its 32-bit and x32 emulations, bfd's
+# default x32 interpreter, and the directories where objdump, readelf and strip look for
+# separate debug info (`/lib/debH` is those bytes inside an instruction, not a string).
+BINUTILS_240_DEFAULTS = BINUTILS_DEFAULTS + (
+    "/lib32",
+    "/libx32",
+    "/usr/lib32",
+    "/usr/libx32",
+    "/usr/local/lib32",
+    "/usr/local/libx32",
+    "/lib/ldx32.so.1",
+    "/usr/lib/debug",
+    "/usr/lib/debug/",
+    "/usr/lib/debug/usr",
+    "/usr/lib/debug/usr/",
+    "/usr/lib64/debug/",
+    "/usr/lib64/debug/usr",
+    "/lib/debH",
+)
+
 # gcc 10 and later with the store's musl as --with-sysroot: the start-file, library and header
 # directories it names (/lib/, /usr/lib/, /usr/local/include) are searched under that
 # sysroot, never on the host.

@@ -6,6 +6,7 @@ live-bootstrap does before its libc changes).
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
+from stages.gnu import gnu_tool
 from stages.host_paths import (
     GCC_DRIVER_LOADERS,
     GCC_SYSROOT_RELATIVE,
@@ -51,46 +52,24 @@ SED_SOURCE = Source.of(
 )
 
 
-def gnu_tool(
-    name: str,
-    version: str,
-    source: Source,
-    patches: tuple[str, ...] = (),
-    inputs: tuple[Package, ...] = (),
-    configure: str = "",
-    drop: tuple[str, ...] = (),
-) -> Package:
-    """A GNU tool glibc's build needs: `./configure && make && make install` (builders/gnu.sh)
-    by the stage-2 gcc, static against the store's musl, without NLS; `drop` lists installed
-    files to leave out."""
-    env = {"configureFlags": " ".join(("CFLAGS=-O2 --disable-nls", configure)).strip()}
-    if drop:
-        env["dropFiles"] = " ".join(drop)
-    return Package(
-        name,
-        version,
-        "gnu.sh",
-        sources=(source,),
-        patches=patches,
-        inputs=(busybox, gcc, make, binutils, *inputs),
-        env=env,
-        allowed_host_paths=MUSL_STATIC,
-    )
+def by_gcc346(name: str, version: str, source: Source, **kwargs) -> Package:
+    """A GNU tool glibc's build needs, by the stage-2 gcc 3.4.6 at -O2."""
+    return gnu_tool(name, version, source, compiler=gcc, binutils=binutils, **kwargs)
 
 
-m4 = gnu_tool("m4", "1.4.19", M4_SOURCE)
-bison = gnu_tool("bison", "3.8.2", BISON_SOURCE, ("bison-3.8.2-no-docs.sh",), inputs=(m4,))
+m4 = by_gcc346("m4", "1.4.19", M4_SOURCE)
+bison = by_gcc346("bison", "3.8.2", BISON_SOURCE, patches=("bison-3.8.2-no-docs.sh",), inputs=(m4,))
 # gawk's own getopt (in libsupport.a) and musl's both define getopt and its variables;
 # `-z muldefs` keeps gawk's, which comes first. gawkbug is a bug-report mailer.
-gawk = gnu_tool(
+gawk = by_gcc346(
     "gawk",
     "5.2.1",
     GAWK_SOURCE,
-    ("gawk-5.2.1-no-docs.sh",),
+    patches=("gawk-5.2.1-no-docs.sh",),
     configure="--disable-extensions --disable-pma LDFLAGS=-Wl,-z,muldefs",
     drop=("bin/gawkbug",),
 )
-sed = gnu_tool("sed", "4.9", SED_SOURCE)
+sed = by_gcc346("sed", "4.9", SED_SOURCE)
 
 gcc10 = Package(
     "gcc",
@@ -101,9 +80,10 @@ gcc10 = Package(
     inputs=(busybox, gcc, make, binutils, musl_by_gcc),
     # compiled by g++ 3.4.6 at -O1 or -O2, gcc 10's cc1 never finishes compiling libgcc's
     # unwind-dw2.c at -O1 (and g++ 3.4.6 itself never finishes i386-common.c): its optimizer
-    # miscompiles gcc 10. Unoptimized, it passes the chain's tests; whether its own -O2 output
-    # can be trusted is open (docs/stages.md).
-    env={"hostOptimize": "-O0", "optimize": "-O2"},
+    # miscompiles gcc 10. Compiled unoptimized, gcc 10 is right at -O1, but its -O2 drops a
+    # live argument (IPA-SRA, found in Python; docs/stages.md), so nothing it builds, its own
+    # runtime libraries included, is compiled above -O1.
+    env={"hostOptimize": "-O0", "optimize": "-O1"},
     allowed_host_paths=(
         MUSL_STATIC + LIBIBERTY_TMP + GCC_SYSROOT_RELATIVE + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG
     ),

@@ -2,7 +2,7 @@
 # build by the gcc among the inputs (as `gcc`/`g++`), with binutils among the inputs as its
 # assembler and linker. gmp, mpfr and mpc are built in-tree (their sources sit beside gcc's).
 # The store's musl is the compiler's sysroot: headers in $musl/include, start files and libc in
-# $musl/lib. Everything it links is static unless asked for a shared object, as the musl here
+# $musl/lib. Everything it links is static (see --with-specs below), as the musl here
 # is static only. No docs, NLS, LTO, plugins or optional runtimes (sanitizers, OpenMP, ...).
 musl=$(input musl)
 binutils=$(input binutils)
@@ -28,6 +28,8 @@ cd build
 # binutils 2.16.1 knows --sysroot but was not configured with one, so it refuses it: gcc passes
 # the sysroot's start files and libraries to ld by full path instead
 export gcc_cv_ld_sysroot=no
+# Links are static unless -shared asks otherwise, or -nostdlib says the caller names every file
+# linked (as glibc's build does for its own dynamic programs).
 # $hostOptimize is for the compiler's own code, compiled by the inputs' gcc; $optimize is for
 # the runtime libraries (libgcc, libstdc++), compiled by the new gcc. Names in anonymous
 # namespaces carry a random number unless -frandom-seed fixes it (gcc 3.4).
@@ -37,7 +39,7 @@ CC=gcc CXX=g++ CFLAGS="$hostOptimize" CXXFLAGS="$hostOptimize -frandom-seed=boot
     --host=x86_64-pc-linux-musl --target=x86_64-pc-linux-musl \
     --with-sysroot="$musl" --with-native-system-header-dir=/include \
     --with-as="$binutils/bin/as" --with-ld="$binutils/bin/ld" \
-    --with-specs='%{!shared:%{!static:-static}}' \
+    --with-specs='%{!shared:%{!static:%{!nostdlib:-static}}}' \
     --enable-languages=c,c++ --disable-bootstrap --disable-nls --disable-multilib \
     --disable-shared --disable-lto --disable-plugin --disable-libsanitizer --disable-libssp \
     --disable-libquadmath --disable-libgomp --disable-libitm --disable-libvtv --disable-libcc1 \

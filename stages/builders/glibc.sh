@@ -1,0 +1,23 @@
+# glibc for x86_64-linux-gnu, by the gcc among the inputs, whose own libc is musl: glibc is
+# compiled against its own headers and the Linux UAPI headers only, and links its programs
+# itself (-nostdlib), so none of musl reaches it. Everything is installed under $out: headers in
+# include/ (with the Linux UAPI headers beside glibc's, so that include/ alone is a complete
+# system header directory), the libraries, start files and the dynamic loader in lib/ (so the
+# loader's store path is what programs name as their interpreter).
+headers=$(input linux-headers)
+unpack_sources
+src=$(echo glibc-[0-9]*)
+(cd "$src" && apply_patches)
+mkdir build
+cd build
+printf 'slibdir=%s/lib\nrtlddir=%s/lib\n' "$out" "$out" > configparms
+# the build system is musl's: configure as a cross build, which runs none of its test programs
+CC=gcc CXX=g++ BUILD_CC=gcc CFLAGS="$optimize" MAKEINFO=true \
+    "../$src/configure" --prefix="$out" --build=x86_64-pc-linux-musl \
+    --host=x86_64-pc-linux-gnu --with-headers="$headers/include" --enable-kernel=3.2 \
+    --disable-werror --disable-profile --disable-nscd --without-selinux --without-gd \
+    > configure.log || { tail -n 60 config.log; exit 1; }
+make -j"$BOOTSTRAP_CORES" MAKEINFO=true
+make MAKEINFO=true install
+rm -rf "$out/share/info"
+cp -R "$headers/include/." "$out/include/"

@@ -1,0 +1,42 @@
+"""The recipe shape of a GNU-style package: `./configure && make && make install` by
+builders/gnu.sh, with a given compiler and binutils, static against the store's musl, without
+NLS or manuals."""
+
+from bootstrap.fetch import Source
+from bootstrap.recipe import Package
+from stages.host_paths import MUSL_STATIC
+from stages.stage1 import busybox, make
+
+
+def gnu_tool(
+    name: str,
+    version: str,
+    source: Source,
+    *,
+    compiler: Package,
+    binutils: Package,
+    optimize: str = "-O2",
+    patches: tuple[str, ...] = (),
+    inputs: tuple[Package, ...] = (),
+    configure: str = "",
+    make_flags: str = "",
+    drop: tuple[str, ...] = (),
+    allowed_host_paths: tuple[str, ...] = MUSL_STATIC,
+) -> Package:
+    """`configure` adds to the configure flags, `make_flags` is passed to every `make`, and
+    `drop` lists installed files (relative to $out) to leave out."""
+    env = {"configureFlags": " ".join((f"CFLAGS={optimize} --disable-nls", configure)).strip()}
+    if make_flags:
+        env["makeFlags"] = make_flags
+    if drop:
+        env["dropFiles"] = " ".join(drop)
+    return Package(
+        name,
+        version,
+        "gnu.sh",
+        sources=(source,),
+        patches=patches,
+        inputs=(busybox, compiler, make, binutils, *inputs),
+        env=env,
+        allowed_host_paths=allowed_host_paths,
+    )

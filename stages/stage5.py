@@ -1,0 +1,25 @@
+"""Stage 5: glibc 2.36, by gcc 12 with binutils 2.40, with the tools its build needs from
+stages 3 and 4 (make, gawk, bison, sed, Python) and the Linux UAPI headers.
+"""
+
+from bootstrap.fetch import Source
+from bootstrap.recipe import Package
+from stages.stage1 import busybox, linux_headers, make
+from stages.stage3 import bison, gawk, sed
+from stages.stage4 import binutils, gcc12, python
+
+GLIBC_SOURCE = Source.of(
+    "mirror://debian/pool/main/g/glibc/glibc_2.36.orig.tar.xz",
+    "a543c02070d46ccaf866957efd13f10c924daa74c86a90a0254db09a92a708ee",
+)
+
+glibc = Package(
+    "glibc",
+    "2.36",
+    "glibc.sh",
+    sources=(GLIBC_SOURCE,),
+    inputs=(busybox, gcc12, make, binutils, gawk, bison, sed, python, linux_headers),
+    env={"optimize": "-O2"},
+)
+
+PACKAGES = (glibc,)
