@@ -5,7 +5,7 @@ package is built inside the sandbox from pinned sources by the tools of earlier 
 """
 
 from bootstrap.recipe import Stage
-from stages import stage0, stage1, stage2, stage3, stage4
+from stages import stage0, stage1, stage2, stage3, stage4, stage5
 
 TARGETS = {
     "x86_64-linux": [
@@ -16,5 +16,6 @@ TARGETS = {
             "stage3", stage3.PACKAGES, "by gcc 3.4.6: gcc 10.2, and m4, bison, gawk, sed for glibc"
         ),
         Stage("stage4", stage4.PACKAGES, "by gcc 10: binutils 2.40, gcc 12.2; by gcc 12: Python"),
+        Stage("stage5", stage5.PACKAGES, "by gcc 12: glibc 2.36"),
     ],
 }
