@@ -58,7 +58,8 @@ BINUTILS_DEFAULTS = (
 # binutils 2.40 adds: ld's default library directories of its 32-bit and x32 emulations, bfd's
 # default x32 interpreter, and the directories where objdump, readelf and strip look for
 # separate debug info (`/lib/debH` is those bytes inside an instruction, not a string).
-BINUTILS_240_DEFAULTS = BINUTILS_DEFAULTS + (
+BINUTILS_240_DEFAULTS = (
+    *BINUTILS_DEFAULTS,
     "/lib32",
     "/libx32",
     "/usr/lib32",
