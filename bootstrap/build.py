@@ -8,6 +8,7 @@ each other, and registered. A failure registers nothing and removes every scratc
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +31,9 @@ from bootstrap.store.store import scan_tree
 from bootstrap.storepath import split_store_path
 
 LOG_TAIL_LINES = 25
+# env key, as Nix's: "FILE PATH ..." pairs; the builder finds FILE in its build directory, a JSON
+# list of PATH's closure (path, narHash, narSize, references), as Nix's structured attrs give it
+EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
 
 
 class BuildError(BootstrapError):
@@ -92,6 +96,7 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
             hermetic, seconds = True, _run_builtin(drv, staged["out"], options, log_file)
         else:
             build_dir.mkdir()
+            _export_references_graphs(store, drv, inputs, build_dir)
             hermetic, seconds = _run_builder(
                 store, drv, inputs, staged, build_dir, options, log_file, on_line
             )
@@ -110,6 +115,31 @@ def _input_paths(store: Store, drv: Derivation) -> list[str]:
                 raise BuildError(f"{drv.name}: input {input_drv}!{name} has not been built")
             paths.append(recorded[name])
     return paths
+
+
+def _export_references_graphs(
+    store: Store, drv: Derivation, inputs: list[str], build_dir: Path
+) -> None:
+    words = drv.env.get(EXPORT_REFERENCES_GRAPH, "").split()
+    if len(words) % 2:
+        raise BuildError(f"{drv.name}: {EXPORT_REFERENCES_GRAPH} must hold FILE PATH pairs")
+    for file, path in zip(words[::2], words[1::2], strict=True):
+        if "/" in file or file.startswith("."):
+            raise BuildError(f"{drv.name}: {EXPORT_REFERENCES_GRAPH}: {file!r} is not a file name")
+        root = store.to_store_path(path)
+        if root not in inputs:
+            raise BuildError(f"{drv.name}: {EXPORT_REFERENCES_GRAPH}: {path} is not an input")
+        infos = [store.query_info(p) for p in store.closure([root])]
+        closure = [
+            {
+                "path": info.path,
+                "narHash": info.nar_hash.sri,
+                "narSize": info.nar_size,
+                "references": list(info.references),
+            }
+            for info in infos
+        ]
+        (build_dir / file).write_text(json.dumps(closure, indent=1) + "\n")
 
 
 def _run_builtin(drv: Derivation, out: Path, options: BuildOptions, log_file: Path) -> float:

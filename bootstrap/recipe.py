@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bootstrap.build import EXPORT_REFERENCES_GRAPH
 from bootstrap.builtins import FETCHURL, UNPACK
 from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
 from bootstrap.errors import BootstrapError
@@ -63,6 +64,9 @@ class Package:
     # host path strings its files may name (search-path defaults, /bin/sh for system()); the
     # hermeticity audit accepts exactly these, and the recipe says why
     allowed_host_paths: tuple[str, ...] = ()
+    # files the builder finds in /build describing an input's closure (Nix's
+    # exportReferencesGraph): file name -> input
+    closure_files: Mapping[str, Package | Seed] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -208,6 +212,7 @@ class Evaluator:
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
             **_allowed_env(pkg.allowed_host_paths),
+            **self._closure_files_env(where, pkg),
             **_checked_env(where, pkg.env),
         }
         return Derivation(
@@ -220,6 +225,14 @@ class Evaluator:
             args=("-e", prelude),
             env=env,
         )
+
+    def _closure_files_env(self, where: str, pkg: Package) -> dict[str, str]:
+        pairs = []
+        for file, item in pkg.closure_files.items():
+            if item not in pkg.inputs:
+                raise BootstrapError(f"{where}: closure_files[{file!r}] must be one of its inputs")
+            pairs.append(f"{file} {self.output_path(item)}")
+        return {EXPORT_REFERENCES_GRAPH: " ".join(pairs)} if pairs else {}
 
 
 def _allowed_env(paths: Sequence[str]) -> dict[str, str]:

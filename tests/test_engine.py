@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from bootstrap.build import BuildOptions, log_path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import hash_bytes
+from bootstrap.nar import nar_hash
 from bootstrap.recipe import Evaluator, Package
 from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
@@ -279,3 +281,36 @@ def test_fixup_refuses_a_host_linked_binary(store, tmp_path):
     reason = summary.failed[graph.targets[0]]
     assert "cannot be made to load from the store" in reason and "static world" in reason
     assert not store.is_valid(graph.derivations[graph.targets[0]].outputs["out"].path)
+
+
+CLOSURE_SCRIPTS = {"closure.sh": "cp closure.json $out\n"}
+
+
+def test_closure_files_describe_an_inputs_closure(store, tmp_path):
+    seed, hello, _ = chain(tmp_path)
+    recipes = make_recipes(tmp_path / "cl", {**SCRIPTS, **CLOSURE_SCRIPTS})
+    pkg = Package(
+        "closure", "1", "closure.sh", inputs=(seed, hello), closure_files={"closure.json": hello}
+    )
+    graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([pkg])
+    assert make_scheduler(store, tmp_path).realise(graph).ok
+    out = graph.derivations[graph.targets[0]].outputs["out"].path
+    described = json.loads(store.real_path(out).read_text())
+    hello_path = next(d for d in graph.derivations.values() if d.name == "hello-1.0")
+    hello_path = hello_path.outputs["out"].path
+    seed_path = store.references(hello_path)[0]
+    assert [entry["path"] for entry in described] == sorted([hello_path, seed_path])
+    for entry in described:
+        digest, size = nar_hash(store.real_path(entry["path"]))
+        assert (entry["narHash"], entry["narSize"]) == (digest.sri, size)
+        assert entry["references"] == store.references(entry["path"])
+    # the file names the closure's paths, so the output references them too
+    assert store.references(out) == sorted([hello_path, seed_path])
+
+
+def test_closure_files_must_name_an_input(store, tmp_path):
+    seed, hello, _ = chain(tmp_path)
+    pkg = Package("closure", "1", "hello.sh", inputs=(seed,), closure_files={"c.json": hello})
+    expected = r"package closure-1: closure_files\['c.json'\] must be one of its inputs"
+    with pytest.raises(BootstrapError, match=expected):
+        evaluate(store, tmp_path, pkg)
