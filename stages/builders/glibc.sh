@@ -21,3 +21,5 @@ make -j"$BOOTSTRAP_CORES" MAKEINFO=true
 make MAKEINFO=true install
 rm -rf "$out/share/info"
 cp -R "$headers/include/." "$out/include/"
+# the conventional x86-64 name of the library directory, where clang looks for the loader
+ln -s lib "$out/lib64"
