@@ -36,7 +36,8 @@ export gcc_cv_ld_sysroot=no
 for tool in ar nm objdump ranlib readelf strip; do
     export "$(echo "$tool" | tr a-z A-Z)_FOR_TARGET=$binutils/bin/$tool"
 done
-CC=gcc CXX=g++ CFLAGS="$hostOptimize" CXXFLAGS="$hostOptimize" AR=ar RANLIB=ranlib \
+CC=gcc CXX=g++ CFLAGS="$hostOptimize" CXXFLAGS="$hostOptimize -frandom-seed=bootstrap" \
+    AR=ar RANLIB=ranlib \
     AS_FOR_TARGET="$binutils/bin/as" LD_FOR_TARGET="$binutils/bin/ld" \
     MAKEINFO=true "../$src/configure" --prefix="$out" --build=x86_64-pc-linux-musl \
     --host=x86_64-pc-linux-musl --target="$triple" \
