@@ -12,6 +12,7 @@ hour more).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -133,12 +134,21 @@ def _run_from_store(root: Path, program: Path, args: list[str], build: Path) -> 
     `build` (as /build); fail with the log unless it succeeds."""
     store = Store(root / "store")
     package = store.to_store_path(str(program))
+    logical = f"{package}/{program.relative_to(store.real_path(package))}"
+    _run_with_closure(root, [package], [logical, *args], build)
+
+
+def _run_with_closure(root: Path, packages: list[str], command: list[str], build: Path) -> str:
+    """Run `command` in a sandbox that holds only the closure of `packages` and `build` (as
+    /build); fail with the log unless it succeeds, else return the log (stdout and stderr)."""
+    store = Store(root / "store")
     spec = SandboxSpec(
-        command=[f"{package}/{program.relative_to(store.real_path(package))}", *args],
+        command=command,
         build_dir=build,
-        inputs=[Bind(store.real_path(p), p) for p in store.closure([package])],
+        inputs=[Bind(store.real_path(p), p) for p in store.closure(packages)],
     )
     assert run_in_sandbox(spec, build / "log").succeeded, (build / "log").read_text()
+    return (build / "log").read_text()
 
 
 def _build_and_run(root: Path, compiler: Path, flags: list[str], source: Path) -> bytes:
@@ -392,4 +402,110 @@ def test_glibc_programs_run_from_the_store_with_its_loader(built5, tmp_path):
 def test_stages4_and_5_pass_the_hermetic_audit(built5):
     _, store_args, env, _ = built5
     result = run_cli("audit", "hermetic", "stage4", "stage5", *store_args, env=env)
+    assert result.stdout.decode().strip() == "no violations"
+
+
+# --- stage 6: gcc for glibc and the toolchain path (`toolchain`) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def built6(built5):
+    root, store_args, env, _ = built5
+    result = run_cli("run", TARGET, "--stage", "6", *store_args, "--no-out-link", env=env)
+    toolchain = _outputs(root, "stage6")["toolchain"]
+    return root, store_args, env, result, Store(root / "store").to_store_path(str(toolchain))
+
+
+THREADS_C = """\
+#include <pthread.h>
+#include <stdio.h>
+static void *work(void *arg) { *(int *)arg = 42; return 0; }
+int main(void) {
+  pthread_t thread; int value = 0;
+  pthread_create(&thread, 0, work, &value); pthread_join(thread, 0);
+  printf("thread %d\\n", value); return 0;
+}
+"""
+GREET_C = 'const char *greeting(void) { return "from a shared library"; }\n'
+USE_GREET_C = """\
+#include <stdio.h>
+const char *greeting(void);
+int main(void) { puts(greeting()); return 0; }
+"""
+
+
+def _interpreter_and_runpath(program: Path) -> tuple[str | None, list[str]]:
+    with program.open("rb") as stream:
+        elf = ELFFile(stream)
+        interp = next(
+            (s.get_interp_name() for s in elf.iter_segments() if s["p_type"] == "PT_INTERP"), None
+        )
+        dynamic = elf.get_section_by_name(".dynamic")
+        runpath = [
+            path
+            for tag in (dynamic.iter_tags() if dynamic else ())
+            if tag.entry.d_tag == "DT_RUNPATH"
+            for path in tag.runpath.split(":")
+        ]
+    return interp, runpath
+
+
+@pytest.mark.toolchain
+def test_toolchain_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(built6, tmp_path):
+    root, _, _, result, toolchain = built6
+    stdout = result.stdout.decode()
+    assert "0 failed" in stdout and "incomplete" not in stdout, stdout
+    descriptor = json.loads((_outputs(root, "stage6")["toolchain"] / "toolchain.json").read_text())
+    loader = descriptor["libc"]["dynamicLinker"]
+    (tmp_path / "threads.c").write_text(THREADS_C)
+    (tmp_path / "modern.cc").write_text(CPLUSPLUS17)
+    (tmp_path / "greet.c").write_text(GREET_C)
+    (tmp_path / "use_greet.c").write_text(USE_GREET_C)
+    cc, cxx = f"{toolchain}/bin/cc", f"{toolchain}/bin/c++"
+    script = " && ".join(
+        [
+            f"{cc} -O2 -pthread -o /build/threads /build/threads.c",
+            f"{cc} -O2 -static -o /build/threads-static /build/threads.c",
+            f"{cxx} -std=c++17 -O2 -pthread -o /build/modern /build/modern.cc",
+            f"{cc} -O2 -shared -fPIC -o /build/libgreet.so /build/greet.c",
+            f"{cc} -O2 -o /build/use_greet /build/use_greet.c -L/build -lgreet -Wl,-rpath,/build",
+            "/build/threads",
+            "/build/threads-static",
+            "/build/modern",
+            "/build/use_greet",
+        ]
+    )
+    shell = (_outputs(root, "stage6")["toolchain"] / "bin/cc").read_text().splitlines()[0][2:]
+    log = _run_with_closure(root, [toolchain], [shell, "-c", script], tmp_path)
+    expected = ["thread 42", "thread 42", "gcc10 6 variant 42", "from a shared library"]
+    assert log.splitlines()[-4:] == expected, log
+    assert _interpreter_and_runpath(tmp_path / "threads-static") == (None, [])
+    for program in ("threads", "modern", "use_greet"):
+        assert _interpreter_and_runpath(tmp_path / program)[0] == loader, program
+    assert _interpreter_and_runpath(tmp_path / "modern")[1] == [descriptor["runtimeLibraries"]]
+
+
+@pytest.mark.toolchain
+def test_toolchain_json_describes_its_tools_and_closure(built6):
+    root, _, _, _, toolchain = built6
+    store = Store(root / "store")
+    descriptor = json.loads((store.real_path(toolchain) / "toolchain.json").read_text())
+    assert descriptor["target"] == "x86_64-pc-linux-gnu"
+    assert {"cc", "c++", "ld", "ar", "as", "nm", "strip"} <= set(descriptor["tools"])
+    for tool in descriptor["tools"].values():
+        assert (store.real_path(toolchain) / Path(tool).relative_to(toolchain)).exists(), tool
+    closure = store.closure([toolchain])
+    assert [e["path"] for e in descriptor["closure"]] == [p for p in closure if p != toolchain]
+    for entry in descriptor["closure"]:
+        assert entry["narHash"] == store.query_info(entry["path"]).nar_hash.sri
+    cmake = (store.real_path(toolchain) / "share/toolchain/toolchain.cmake").read_text()
+    assert f"set(CMAKE_C_COMPILER {toolchain}/bin/cc)" in cmake
+    meson = (store.real_path(toolchain) / "share/toolchain/meson-native.ini").read_text()
+    assert f"cpp = '{toolchain}/bin/c++'" in meson
+
+
+@pytest.mark.toolchain
+def test_stage6_passes_the_hermetic_audit(built6):
+    _, store_args, env, _, _ = built6
+    result = run_cli("audit", "hermetic", "stage6", *store_args, env=env)
     assert result.stdout.decode().strip() == "no violations"
