@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from bootstrap.storepath import source_path
 REPO_DIR = Path(__file__).resolve().parent.parent
 PRELUDE = "prelude.sh"
 ALLOWED_HOST_PATHS = "allowedHostPaths"  # env key: host path strings the audit accepts
+DEFAULT_PROFILE = "default"
+DEFAULT_PROFILES = {DEFAULT_PROFILE: "what users ship"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +69,9 @@ class Package:
     # files the builder finds in /build describing an input's closure (Nix's
     # exportReferencesGraph): file name -> input
     closure_files: Mapping[str, Package | Seed] = field(default_factory=dict)
+    # env settings that differ by build profile (`bootstrap run --profile NAME`): profile name ->
+    # settings that replace or add to `env`
+    profiles: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -88,6 +93,15 @@ class Recipes:
 
     stages_dir: Path = REPO_DIR / "stages"
     patches_dir: Path = REPO_DIR / "patches"
+
+    def profiles(self) -> dict[str, str]:
+        """Build profiles (name -> what it is for): the stages package's PROFILES, if any."""
+        profiles = getattr(_load_stages_package(self.stages_dir), "PROFILES", DEFAULT_PROFILES)
+        if not isinstance(profiles, dict) or DEFAULT_PROFILE not in profiles:
+            raise BootstrapError(
+                f"{self.stages_dir}/__init__.py: PROFILES must be a dict naming {DEFAULT_PROFILE!r}"
+            )
+        return profiles
 
     def targets(self) -> dict[str, list[Stage]]:
         module = _load_stages_package(self.stages_dir)
@@ -121,10 +135,19 @@ def _load_stages_package(stages_dir: Path):
 class Evaluator:
     """Turns packages and seeds into derivations, memoised, for one store dir and system."""
 
-    def __init__(self, store_dir: str, system: str, recipes: Recipes | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: str,
+        system: str,
+        recipes: Recipes | None = None,
+        profile: str = DEFAULT_PROFILE,
+        known_profiles: Collection[str] = (DEFAULT_PROFILE,),
+    ) -> None:
         self.store_dir = store_dir
         self.system = system
         self.recipes = recipes or Recipes()
+        self.profile = profile
+        self.known_profiles = known_profiles
         self.graph = BuildGraph(derivations={})
         self._hasher = DerivationHasher(self.graph.derivations.__getitem__, store_dir)
         self._paths: dict[int, str] = {}
@@ -214,6 +237,7 @@ class Evaluator:
             **_allowed_env(pkg.allowed_host_paths),
             **self._closure_files_env(where, pkg),
             **_checked_env(where, pkg.env),
+            **self._profile_env(where, pkg),
         }
         return Derivation(
             name=pkg.full_name,
@@ -225,6 +249,15 @@ class Evaluator:
             args=("-e", prelude),
             env=env,
         )
+
+    def _profile_env(self, where: str, pkg: Package) -> dict[str, str]:
+        for name in pkg.profiles:
+            if name not in self.known_profiles:
+                raise BootstrapError(
+                    f"{where}: profiles names {name!r}: expected one of "
+                    f"{', '.join(sorted(self.known_profiles))}"
+                )
+        return _checked_env(where, pkg.profiles.get(self.profile, {}))
 
     def _closure_files_env(self, where: str, pkg: Package) -> dict[str, str]:
         pairs = []
@@ -253,6 +286,7 @@ class TargetPlan:
     target: str
     graph: BuildGraph
     stages: dict[str, list[str]]
+    profile: str = DEFAULT_PROFILE
 
     def stage_of(self, drv: str) -> str | None:
         return next((name for name, drvs in self.stages.items() if drv in drvs), None)
@@ -273,11 +307,20 @@ def select_stages(stages: Sequence[Stage], until: str | None = None) -> list[Sta
 
 
 def plan_target(
-    store_dir: str, target: str, recipes: Recipes, until: str | None = None
+    store_dir: str,
+    target: str,
+    recipes: Recipes,
+    until: str | None = None,
+    profile: str = DEFAULT_PROFILE,
 ) -> TargetPlan:
-    """Evaluate the target's stages (up to `until`) into one build graph."""
+    """Evaluate the target's stages (up to `until`) in a build profile into one build graph."""
     stages = select_stages(recipes.stages(target), until)
-    evaluator = Evaluator(store_dir, target, recipes)
+    profiles = recipes.profiles()
+    if profile not in profiles:
+        raise BootstrapError(
+            f"unknown profile {profile!r}: expected one of {', '.join(sorted(profiles))}"
+        )
+    evaluator = Evaluator(store_dir, target, recipes, profile, known_profiles=profiles)
     graph = evaluator.evaluate([p for stage in stages for p in stage.packages])
     per_stage: dict[str, list[str]] = {}
     seen: set[str] = set()
@@ -285,4 +328,4 @@ def plan_target(
         drvs = [evaluator.drv_path_of(p) for p in stage.packages]
         per_stage[stage.name] = [d for d in drvs if d not in seen]
         seen.update(drvs)
-    return TargetPlan(target, graph, per_stage)
+    return TargetPlan(target, graph, per_stage, profile)

@@ -7,6 +7,12 @@ package is built inside the sandbox from pinned sources by the tools of earlier 
 from bootstrap.recipe import Stage
 from stages import stage0, stage1, stage2, stage3, stage4, stage5, stage6
 
+PROFILES = {
+    "default": "what users ship",
+    "fast": "the compilers' own code optimised less (and, once LLVM is built, the X86 target "
+    "only), so the chain builds sooner",
+}
+
 TARGETS = {
     "x86_64-linux": [
         Stage("stage0", (stage0.seed,), "the hashed seed: static tcc, musl, busybox, make"),

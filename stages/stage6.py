@@ -24,6 +24,7 @@ gcc = Package(
     sources=(GCC12_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE),
     inputs=(busybox, gcc12, make, binutils, glibc),
     env={"hostOptimize": "-O2", "optimize": "-O2"},
+    profiles={"fast": {"hostOptimize": "-O1"}},
     allowed_host_paths=(
         MUSL_STATIC + LIBIBERTY_TMP + GCC_SYSROOT_RELATIVE + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG
     ),

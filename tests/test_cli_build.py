@@ -20,7 +20,11 @@ from bootstrap.recipe import Package, Seed, Stage
 seed = Seed("test-seed", Hash.parse({archive_hash!r}), Hash.parse({tree_hash!r}), ({url!r},))
 note = Source.of({note_url!r}, {note_hash!r}, name="note.txt")
 hello = Package("hello", "1.0", "hello.sh", sources=(note,), inputs=(seed,))
-greet = Package("greet", "2.0", "greet.sh", inputs=(seed, hello))
+greet = Package(
+    "greet", "2.0", "greet.sh", inputs=(seed, hello), profiles={{"fast": {{"speed": "fast"}}}}
+)
+
+PROFILES = {{"default": "what users ship", "fast": "sooner"}}
 
 TARGETS = {{
     "x86_64-linux": [
@@ -38,7 +42,7 @@ SCRIPTS = {
         printf '#!%s\\necho hello, %s\\n' "$SHELL" "$(cat note.txt)" > $out/bin/hello
         chmod +x $out/bin/hello
     """),
-    "greet.sh": "hello > $out\n",
+    "greet.sh": "hello > $out\necho ${speed:-} >> $out\n",
 }
 
 
@@ -93,7 +97,7 @@ def test_run_show_graph_log(tmp_path):
 
     full = run_cli("run", "--stages", stages, "--out-link", tmp_path / "result", env=env)
     assert b"1 built, 3 reused" in full.stdout
-    assert (tmp_path / "result").read_text() == "hello, world\n"
+    assert (tmp_path / "result").read_text() == "hello, world\n\n"
     summary = (tmp_path / "root/var/bootstrap/manifests/x86_64-linux.summary").read_text()
     assert summary.count("sha256:") == 3 and "incomplete" not in summary
     assert summary.splitlines()[0] in full.stdout.decode()
@@ -132,3 +136,30 @@ def test_failed_build_exits_nonzero_with_log_tail(tmp_path):
     result = run_cli("run", "--stages", stages, "--no-out-link", env=cli_env(tmp_path), check=False)
     assert result.returncode == 1
     assert b"FAILED greet-2.0" in result.stdout and b"broken build" in result.stderr
+
+
+def test_a_profile_changes_the_packages_that_name_it(tmp_path):
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    run = ("run", "--stages", stages, "--no-out-link")
+    run_cli(*run, env=env)
+    fast = run_cli(*run, "--profile", "fast", env=env).stdout.decode()
+    # hello names no profile: reused; greet is a new derivation, built with the fast settings
+    assert "1 built, 3 reused" in fast and "built  greet-2.0" in fast, fast
+    manifests = tmp_path / "root" / "var" / "bootstrap" / "manifests"
+    assert {"x86_64-linux.json", "x86_64-linux.fast.json"} <= {p.name for p in manifests.iterdir()}
+    shown = run_cli("show", "--stages", stages, "--profile", "fast", env=env).stdout.decode()
+    greet_fast = next(line for line in shown.splitlines() if "greet-2.0" in line).split()[-1]
+    store = tmp_path / "root" / "store" / Path(greet_fast).name
+    assert store.read_text() == "hello, world\nfast\n"
+
+
+def test_an_unknown_profile_is_a_one_line_error(tmp_path):
+    stages = make_stages(tmp_path)
+    result = run_cli(
+        "show", "--stages", stages, "--profile", "quick", env=cli_env(tmp_path), check=False
+    )
+    assert result.returncode != 0
+    assert result.stderr.decode() == (
+        "bootstrap: error: unknown profile 'quick': expected one of default, fast\n"
+    )

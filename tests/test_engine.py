@@ -314,3 +314,10 @@ def test_closure_files_must_name_an_input(store, tmp_path):
     expected = r"package closure-1: closure_files\['c.json'\] must be one of its inputs"
     with pytest.raises(BootstrapError, match=expected):
         evaluate(store, tmp_path, pkg)
+
+
+def test_a_profile_a_recipe_names_must_exist(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    pkg = Package("quick", "1", "hello.sh", inputs=(seed,), profiles={"turbo": {"x": "1"}})
+    with pytest.raises(BootstrapError, match="package quick-1: profiles names 'turbo': expected"):
+        evaluate(store, tmp_path, pkg)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bootstrap.builtins import UNPACK
 from bootstrap.errors import BootstrapError
-from bootstrap.recipe import TargetPlan
+from bootstrap.recipe import DEFAULT_PROFILE, TargetPlan
 from bootstrap.store import Store
 
 MANIFEST_VERSION = 1
@@ -60,6 +60,7 @@ def build_manifest(store: Store, plan: TargetPlan) -> dict:
     return {
         "version": MANIFEST_VERSION,
         "target": plan.target,
+        "profile": plan.profile,
         "storeDir": store.store_dir,
         "seeds": sorted(seeds, key=lambda e: e["drv"]),
         "stageOrder": list(plan.stages),
@@ -83,13 +84,15 @@ def manifest_dir(store: Store) -> Path:
 
 
 def write_manifest(manifest: dict, directory: Path) -> Path:
-    """Write `<target>.json` and `<target>.summary` into `directory`; return the JSON's path."""
+    """Write `<target>.json` and `<target>.summary` (`<target>.<profile>.*` for a profile
+    other than the default) into `directory`; return the JSON's path."""
     directory.mkdir(parents=True, exist_ok=True)
-    target = manifest["target"]
-    json_file = directory / f"{target}.json"
+    profile = manifest.get("profile", DEFAULT_PROFILE)
+    stem = manifest["target"] if profile == DEFAULT_PROFILE else f"{manifest['target']}.{profile}"
+    json_file = directory / f"{stem}.json"
     for file, text in (
         (json_file, json.dumps(manifest, sort_keys=True, indent=2) + "\n"),
-        (directory / f"{target}.summary", "\n".join(summary_lines(manifest)) + "\n"),
+        (directory / f"{stem}.summary", "\n".join(summary_lines(manifest)) + "\n"),
     ):
         tmp = file.with_name(f".{file.name}.tmp")
         tmp.write_text(text)

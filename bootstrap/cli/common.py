@@ -41,7 +41,8 @@ def print_json(value: object) -> None:
 
 
 def add_target_options(parser: argparse.ArgumentParser, positional: bool = True) -> None:
-    """TARGET (positional or --target, default x86_64-linux), --until/--stage, --stages."""
+    """TARGET (positional or --target, default x86_64-linux), --until/--stage, --profile,
+    --stages."""
     if positional:
         parser.add_argument("target", nargs="?", help="target system (default: x86_64-linux)")
     parser.add_argument(
@@ -52,6 +53,13 @@ def add_target_options(parser: argparse.ArgumentParser, positional: bool = True)
     )
     parser.add_argument("--until", metavar="STAGE", help="stop after this stage")
     parser.add_argument("--stage", dest="until", metavar="STAGE", help="same as --until")
+    parser.add_argument(
+        "--profile",
+        default="default",
+        metavar="NAME",
+        help="build profile, as the recipes define them (default: 'default', what users ship; "
+        "the chain's 'fast' optimises the compilers' own code less: docs/stages.md)",
+    )
     parser.add_argument(
         "--stages",
         type=Path,
@@ -70,4 +78,4 @@ def plan_from_args(args: argparse.Namespace, store: Store) -> TargetPlan:
             f"host: expected {host or 'an x86_64 host'}"
         )
     recipes = Recipes(stages_dir=args.stages) if args.stages else Recipes()
-    return plan_target(store.store_dir, target, recipes, args.until)
+    return plan_target(store.store_dir, target, recipes, args.until, args.profile)
