@@ -4,7 +4,7 @@ stages 3 and 4 (make, gawk, bison, sed, Python) and the Linux UAPI headers.
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
-from stages.stage1 import busybox, linux_headers, make
+from stages.stage1 import busybox, linux_headers, make, patch
 from stages.stage3 import bison, gawk, sed
 from stages.stage4 import binutils, gcc12, python
 
@@ -18,7 +18,8 @@ glibc = Package(
     "2.36",
     "glibc.sh",
     sources=(GLIBC_SOURCE,),
-    inputs=(busybox, gcc12, make, binutils, gawk, bison, sed, python, linux_headers),
+    patches=("glibc-2.36-store-preload.patch",),
+    inputs=(busybox, gcc12, make, patch, binutils, gawk, bison, sed, python, linux_headers),
     env={"optimize": "-O2"},
 )
 
