@@ -42,7 +42,7 @@ SCRIPTS = {
         printf '#!%s\\necho hello, %s\\n' "$SHELL" "$(cat note.txt)" > $out/bin/hello
         chmod +x $out/bin/hello
     """),
-    "greet.sh": "hello > $out\necho ${speed:-} >> $out\n",
+    "greet.sh": "hello > $out\nif [ -n \"${speed:-}\" ]; then echo \"$speed\" >> $out; fi\n",
 }
 
 
@@ -97,7 +97,7 @@ def test_run_show_graph_log(tmp_path):
 
     full = run_cli("run", "--stages", stages, "--out-link", tmp_path / "result", env=env)
     assert b"1 built, 3 reused" in full.stdout
-    assert (tmp_path / "result").read_text() == "hello, world\n\n"
+    assert (tmp_path / "result").read_text() == "hello, world\n"
     summary = (tmp_path / "root/var/bootstrap/manifests/x86_64-linux.summary").read_text()
     assert summary.count("sha256:") == 3 and "incomplete" not in summary
     assert summary.splitlines()[0] in full.stdout.decode()

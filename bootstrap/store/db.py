@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash
+from bootstrap.store.locks import file_lock
 
 SCHEMA_VERSION = 1
 
@@ -64,7 +65,9 @@ class Database:
         file.parent.mkdir(parents=True, exist_ok=True)
         self.file = file
         self._local = threading.local()
-        with self.transaction():
+        # Switching a new database to WAL fails at once ("database is locked", no busy wait)
+        # while another process does the same, so creation is serialised by a lock file.
+        with file_lock(file.with_name(file.name + ".init-lock")), self.transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self.conn.execute(statement)
             self._check_meta(file, store_dir)
