@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
+
+from bootstrap.store import Store
+from bootstrap.store.verify import verify_store
 
 from .conftest import run_cli
 from .engine_fixtures import busybox_seed, make_recipes, requires_busybox
@@ -163,3 +170,27 @@ def test_an_unknown_profile_is_a_one_line_error(tmp_path):
     assert result.stderr.decode() == (
         "bootstrap: error: unknown profile 'quick': expected one of default, fast\n"
     )
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_and_the_next_run_finishes(tmp_path):
+    stages = make_stages(tmp_path)
+    script = stages / "builders" / "greet.sh"
+    script.write_text("sleep 300\n" + script.read_text())
+    env = cli_env(tmp_path)
+    run = [sys.executable, "-m", "bootstrap", "run", "--stages", str(stages), "--no-out-link"]
+    proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    logs = tmp_path / "root" / "var" / "bootstrap" / "logs"
+    deadline = time.monotonic() + 60
+    while not any("greet" in log.name for log in logs.glob("*.log")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.decode().endswith("bootstrap: terminated\n"), stderr
+    assert not subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).stdout
+    store = Store(tmp_path / "root")
+    assert verify_store(store).ok
+    assert not any(p.endswith("-greet-2.0") for p in store.all_paths())
+    script.write_text(script.read_text().removeprefix("sleep 300\n"))
+    assert b"1 built, 3 reused" in run_cli(*run[3:], env=env).stdout
