@@ -49,7 +49,7 @@ SCRIPTS = {
         printf '#!%s\\necho hello, %s\\n' "$SHELL" "$(cat note.txt)" > $out/bin/hello
         chmod +x $out/bin/hello
     """),
-    "greet.sh": "hello > $out\nif [ -n \"${speed:-}\" ]; then echo \"$speed\" >> $out; fi\n",
+    "greet.sh": 'hello > $out\nif [ -n "${speed:-}" ]; then echo "$speed" >> $out; fi\n',
 }
 
 
