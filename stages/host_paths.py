@@ -96,3 +96,66 @@ GCC_DRIVER_LOADERS = (
 # libbacktrace, linked into gcc's programs to print a backtrace when the compiler crashes, looks
 # for separate debug info under /usr/lib/debug; it reads nothing there otherwise.
 LIBBACKTRACE_DEBUG = ("/usr/lib/debug/", "/usr/lib/debug/.build-id/")
+
+# clang's driver knows the conventional layout of every OS and libc it targets: header and
+# library directories, start files, gcc installations and loaders. It looks for them under the
+# sysroot (the toolchain's wrappers always pass the store's glibc) and never loads them itself.
+CLANG_DRIVER = (
+    "/lib/i386-gnu",
+    "/lib/ld-ananas.so",
+    "/lib/ld-musl-",
+    "/lib/ld-musl-hexagon.so.1",
+    "/lib/ld.so",
+    "/lib/mips64-linux-gnu",
+    "/lib/mips64el-linux-gnu",
+    "/lib/powerpc-linux-gnuspe",
+    "/lib64",
+    "/libx32",
+    "/usr/",
+    "/usr/avr",
+    "/usr/bin/ld",
+    "/usr/gcc",
+    "/usr/gnu/include/c++/4.4.3",
+    "/usr/include/",
+    "/usr/include/c++",
+    "/usr/include/c++/4.2",
+    "/usr/include/c++/5.0",
+    "/usr/include/c++/v1",
+    "/usr/include/g++",
+    "/usr/include/w32api",
+    "/usr/lib",
+    "/usr/lib/",
+    "/usr/lib/..",
+    "/usr/lib/../",
+    "/usr/lib/64",
+    "/usr/lib/avr",
+    "/usr/lib/crt1.o",
+    "/usr/lib/crti.o",
+    "/usr/lib/cuda",
+    "/usr/lib/eabi",
+    "/usr/lib/eabihf",
+    "/usr/lib/gcc",
+    "/usr/lib/gcc/",
+    "/usr/lib/gcc80",
+    "/usr/lib/i386",
+    "/usr/lib/libcompiler_rt.a",
+    "/usr/lib/libstdc++.6.dylib",
+    "/usr/lib/libstdc++.dylib",
+    "/usr/lib/o32",
+    "/usr/lib/oabi",
+    "/usr/lib/os-release",
+    "/usr/lib/powerpc",
+    "/usr/lib/sparc",
+    "/usr/lib32",
+    "/usr/lib32/crt1.o",
+    "/usr/libexec/ld-elf.so.2",
+    "/usr/libexec/ld.so",
+    "/usr/libo32",
+    "/usr/local/cuda",
+    "/usr/local/cuda-",
+    "/usr/local/include",
+    "/usr/pkg/compiler-rt/lib",
+)
+
+# lld: its default library directories for -lNAME when no -L finds it (clang always passes -L)
+LLD_DEFAULTS = ("/lib", "/usr/lib", "/usr/local/lib", "/lib64", "/usr/lib64")

@@ -30,18 +30,25 @@ gcc = Package(
     ),
 )
 
-toolchain = Package(
-    "toolchain",
-    "",
-    "toolchain.sh",
-    files=("toolchain.py",),
-    inputs=(busybox, python, gcc, binutils, glibc),
-    closure_files={
-        "closure-gcc.json": gcc,
-        "closure-binutils.json": binutils,
-        "closure-glibc.json": glibc,
-        "closure-shell.json": busybox,
-    },
-)
+def toolchain_package(llvm: Package | None = None) -> Package:
+    """The toolchain path: the gcc for glibc with binutils, and clang and lld if `llvm` is given
+    (stage 7)."""
+    compilers = {"closure-gcc.json": gcc} | ({"closure-llvm.json": llvm} if llvm else {})
+    return Package(
+        "toolchain",
+        "",
+        "toolchain.sh",
+        files=("toolchain.py",),
+        inputs=(busybox, python, gcc, binutils, glibc, *((llvm,) if llvm else ())),
+        closure_files={
+            **compilers,
+            "closure-binutils.json": binutils,
+            "closure-glibc.json": glibc,
+            "closure-shell.json": busybox,
+        },
+    )
+
+
+toolchain = toolchain_package()
 
 PACKAGES = (gcc, toolchain)

@@ -1,16 +1,23 @@
 """Stage 7: clang and lld. CMake, which LLVM's build needs, by the stage-4 gcc 12 (static
-against musl, like the other build tools).
+against musl, like the other build tools); LLVM 15 with clang and lld by the stage-6 toolchain
+(gcc for glibc); then the final toolchain path, with both compilers.
 """
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
-from stages.host_paths import MUSL_STATIC
+from stages.host_paths import CLANG_DRIVER, LLD_DEFAULTS, MUSL_STATIC
 from stages.stage1 import busybox, make
-from stages.stage4 import binutils, gcc12
+from stages.stage4 import binutils, gcc12, python
+from stages.stage6 import toolchain as gcc_toolchain
+from stages.stage6 import toolchain_package
 
 CMAKE_SOURCE = Source.of(
     "mirror://debian/pool/main/c/cmake/cmake_3.25.1.orig.tar.gz",
     "1c511d09516af493694ed9baf13c55947a36389674d657a2d5e0ccedc6b291d8",
+)
+LLVM_SOURCE = Source.of(
+    "mirror://debian/pool/main/l/llvm-toolchain-15/llvm-toolchain-15_15.0.6.orig.tar.xz",
+    "076ac9fe372b3141b4fcbee80abfae34f9574fdb959cd8d14a7fd3f39ff89399",
 )
 
 cmake = Package(
@@ -23,4 +30,18 @@ cmake = Package(
     allowed_host_paths=MUSL_STATIC,
 )
 
-PACKAGES = (cmake,)
+# every code generator by default; the fast profile builds X86 only and optimises less
+llvm = Package(
+    "llvm",
+    "15.0.6",
+    "llvm.sh",
+    sources=(LLVM_SOURCE,),
+    inputs=(busybox, gcc_toolchain, cmake, make, python),
+    env={"optimize": "-O2", "targets": "all"},
+    profiles={"fast": {"optimize": "-O1", "targets": "X86"}},
+    allowed_host_paths=CLANG_DRIVER + LLD_DEFAULTS,
+)
+
+toolchain = toolchain_package(llvm)
+
+PACKAGES = (cmake, llvm, toolchain)

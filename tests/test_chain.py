@@ -5,8 +5,13 @@ seed builds the seed from source first, then stage 1 in the sandbox; `--stage 2`
 binutils and gcc-core by tcc, musl by gcc, the cc-musl wrapper, and gcc 3.4.6 with libstdc++.
 About 6 minutes on 2 cores with the rebuild checks (sources must be downloadable or cached).
 `--stage 3` (gcc 10 and glibc's build tools) runs only with the `slow` marker (about 11 minutes
-more), stages 4 and 5 (binutils 2.40, gcc 12, Python, glibc) only with `toolchain` (over an
-hour more).
+more), stages 4 to 6 (binutils 2.40, gcc 12, Python, glibc, gcc for glibc and the toolchain
+path) only with `toolchain` (hours more), stage 7 (CMake, LLVM with clang and lld, the final
+toolchain) only with `clang`.
+
+`BOOTSTRAP_TEST_CHAIN_ROOT=DIR` keeps the chain's store (DIR/store) and download cache
+(DIR/cache) across test runs, so the later stages' tests can run on a store built before;
+`BOOTSTRAP_TEST_PROFILE` names the build profile (default: default).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from bootstrap.recipe import Recipes, Stage, plan_target, select_stages
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.seed import load_manifest
 from bootstrap.store import Store
-from stages import stage4, stage5
+from stages import stage4, stage5, stage7
 from stages.stage1 import PATCH_SOURCE
 from stages.stage2 import BINUTILS_SOURCE, GCC_SOURCE
 from stages.stage3 import (
@@ -43,6 +48,8 @@ from stages.stage3 import (
 from tests.conftest import run_cli
 
 TARGET = "x86_64-linux"
+CHAIN_ROOT = os.environ.get("BOOTSTRAP_TEST_CHAIN_ROOT")
+PROFILE = os.environ.get("BOOTSTRAP_TEST_PROFILE", "default")
 STAGE1 = ("linux-headers", "musl", "tcc", "make", "busybox", "patch")
 
 
@@ -65,27 +72,27 @@ def _prefill_cache(cache: Path, sources: list[Source]) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stage1")
+    root = Path(CHAIN_ROOT) if CHAIN_ROOT else tmp_path_factory.mktemp("stage1")
     pinned = [s.as_fetch_source() for s in load_manifest().sources]  # not the seed itself
     _prefill_cache(root / "cache", [*pinned, PATCH_SOURCE, BINUTILS_SOURCE, GCC_SOURCE])
     env = {**os.environ, "BOOTSTRAP_CACHE_DIR": str(root / "cache"), "BOOTSTRAP_PROGRESS": "0"}
-    store_args = ("--store", str(root / "store"))
+    chain_args = ("--store", str(root / "store"), "--profile", PROFILE)
     result = run_cli(
         "run",
         TARGET,
         "--until",
         "stage1",
-        *store_args,
+        *chain_args,
         "--out-link",
         str(root / "result"),
         env=env,
     )
-    return root, store_args, env, result
+    return root, chain_args, env, result
 
 
 def _outputs(root: Path, stage: str = "stage1") -> dict[str, Path]:
     store = Store(root / "store")
-    plan = plan_target(store.store_dir, TARGET, Recipes(), until=stage)
+    plan = plan_target(store.store_dir, TARGET, Recipes(), until=stage, profile=PROFILE)
     paths = {}
     for drv_path in plan.stages[stage]:
         drv = plan.graph.derivations[drv_path]
@@ -96,7 +103,8 @@ def _outputs(root: Path, stage: str = "stage1") -> dict[str, Path]:
 def test_run_builds_the_seed_on_first_use_then_stage1(built):
     root, _, _, result = built
     stderr, stdout = result.stderr.decode(), result.stdout.decode()
-    assert "seed: not cached" in stderr and "FIXPOINT" in stderr
+    if not CHAIN_ROOT:  # a kept root has its seed from an earlier run
+        assert "seed: not cached" in stderr and "FIXPOINT" in stderr
     manifest = load_manifest()
     assert Fetcher(cache_dir=root / "cache").cache_path(manifest.archive_sha256).is_file()
     assert "0 failed" in stdout
@@ -176,14 +184,14 @@ def test_stage1_tcc_compiles_and_links_against_the_store_musl(built, tmp_path):
 
 
 def test_stage0_and_stage1_pass_the_hermetic_audit(built):
-    _, store_args, env, _ = built
-    result = run_cli("audit", "hermetic", "stage0", "stage1", *store_args, env=env)
+    _, chain_args, env, _ = built
+    result = run_cli("audit", "hermetic", "stage0", "stage1", *chain_args, env=env)
     assert result.stdout.decode().strip() == "no violations"
 
 
 def test_stage1_is_bit_identical_when_built_again(built):
-    _, store_args, env, _ = built
-    result = run_cli("audit", "reproduce", TARGET, "--until", "stage1", *store_args, env=env)
+    _, chain_args, env, _ = built
+    result = run_cli("audit", "reproduce", TARGET, "--until", "stage1", *chain_args, env=env)
     report = result.stdout.decode()
     assert "6 identical, 0 differs, 0 failed" in report, report
 
@@ -201,9 +209,9 @@ def test_a_stage_number_names_the_stage():
 
 @pytest.fixture(scope="module")
 def built2(built):
-    root, store_args, env, _ = built
-    result = run_cli("run", TARGET, "--stage", "2", *store_args, "--no-out-link", env=env)
-    return root, store_args, env, result
+    root, chain_args, env, _ = built
+    result = run_cli("run", TARGET, "--stage", "2", *chain_args, "--no-out-link", env=env)
+    return root, chain_args, env, result
 
 
 def test_stage2_builds_on_top_of_stage1(built2):
@@ -249,15 +257,15 @@ def test_gcc_builds_and_runs_cplusplus_with_libstdcxx(built2, tmp_path):
 
 
 def test_stage2_passes_the_hermetic_audit(built2):
-    _, store_args, env, _ = built2
-    result = run_cli("audit", "hermetic", "stage2", *store_args, env=env)
+    _, chain_args, env, _ = built2
+    result = run_cli("audit", "hermetic", "stage2", *chain_args, env=env)
     assert result.stdout.decode().strip() == "no violations"
 
 
 def test_stage2_is_bit_identical_when_built_again(built2):
-    _, store_args, env, _ = built2
+    _, chain_args, env, _ = built2
     result = run_cli(
-        "audit", "reproduce", TARGET, "--stage", "2", "--only", "stage2", *store_args, env=env
+        "audit", "reproduce", TARGET, "--stage", "2", "--only", "stage2", *chain_args, env=env
     )
     report = result.stdout.decode()
     assert "5 identical, 0 differs, 0 failed" in report, report
@@ -268,11 +276,11 @@ def test_stage2_is_bit_identical_when_built_again(built2):
 
 @pytest.fixture(scope="module")
 def built3(built2):
-    root, store_args, env, _ = built2
+    root, chain_args, env, _ = built2
     tools = [M4_SOURCE, BISON_SOURCE, GAWK_SOURCE, SED_SOURCE]
     _prefill_cache(root / "cache", [*tools, GCC10_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE])
-    result = run_cli("run", TARGET, "--stage", "3", *store_args, "--no-out-link", env=env)
-    return root, store_args, env, result
+    result = run_cli("run", TARGET, "--stage", "3", *chain_args, "--no-out-link", env=env)
+    return root, chain_args, env, result
 
 
 CPLUSPLUS17 = """\
@@ -334,8 +342,8 @@ def test_gcc10_builds_and_runs_static_cplusplus17_with_threads(built3, tmp_path)
 
 @pytest.mark.slow
 def test_stage3_passes_the_hermetic_audit(built3):
-    _, store_args, env, _ = built3
-    result = run_cli("audit", "hermetic", "stage3", *store_args, env=env)
+    _, chain_args, env, _ = built3
+    result = run_cli("audit", "hermetic", "stage3", *chain_args, env=env)
     assert result.stdout.decode().strip() == "no violations"
 
 
@@ -344,13 +352,13 @@ def test_stage3_passes_the_hermetic_audit(built3):
 
 @pytest.fixture(scope="module")
 def built5(built3):
-    root, store_args, env, _ = built3
+    root, chain_args, env, _ = built3
     _prefill_cache(
         root / "cache",
         [stage4.BINUTILS_SOURCE, stage4.GCC12_SOURCE, stage4.PYTHON_SOURCE, stage5.GLIBC_SOURCE],
     )
-    result = run_cli("run", TARGET, "--stage", "5", *store_args, "--no-out-link", env=env)
-    return root, store_args, env, result
+    result = run_cli("run", TARGET, "--stage", "5", *chain_args, "--no-out-link", env=env)
+    return root, chain_args, env, result
 
 
 PYTHON_CHECK = """\
@@ -400,8 +408,8 @@ def test_glibc_programs_run_from_the_store_with_its_loader(built5, tmp_path):
 
 @pytest.mark.toolchain
 def test_stages4_and_5_pass_the_hermetic_audit(built5):
-    _, store_args, env, _ = built5
-    result = run_cli("audit", "hermetic", "stage4", "stage5", *store_args, env=env)
+    _, chain_args, env, _ = built5
+    result = run_cli("audit", "hermetic", "stage4", "stage5", *chain_args, env=env)
     assert result.stdout.decode().strip() == "no violations"
 
 
@@ -410,10 +418,10 @@ def test_stages4_and_5_pass_the_hermetic_audit(built5):
 
 @pytest.fixture(scope="module")
 def built6(built5):
-    root, store_args, env, _ = built5
-    result = run_cli("run", TARGET, "--stage", "6", *store_args, "--no-out-link", env=env)
+    root, chain_args, env, _ = built5
+    result = run_cli("run", TARGET, "--stage", "6", *chain_args, "--no-out-link", env=env)
     toolchain = _outputs(root, "stage6")["toolchain"]
-    return root, store_args, env, result, Store(root / "store").to_store_path(str(toolchain))
+    return root, chain_args, env, result, Store(root / "store").to_store_path(str(toolchain))
 
 
 THREADS_C = """\
@@ -450,18 +458,19 @@ def _interpreter_and_runpath(program: Path) -> tuple[str | None, list[str]]:
     return interp, runpath
 
 
-@pytest.mark.toolchain
-def test_toolchain_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(built6, tmp_path):
-    root, _, _, result, toolchain = built6
+def _check_compilers(built, cc: str, cxx: str, loader_of: str, tmp: Path) -> None:
+    """Build C and C++ programs (threads, exceptions, static, dynamic, a shared library) with
+    the built toolchain's `cc` and `cxx` and run them, in a sandbox that holds nothing but the
+    toolchain's closure; check that the dynamic ones name the loader toolchain.json gives for
+    the compiler (under key `loader_of`), and find libstdc++ through RUNPATH."""
+    root, _, _, result, toolchain = built
     stdout = result.stdout.decode()
     assert "0 failed" in stdout and "incomplete" not in stdout, stdout
-    descriptor = json.loads((_outputs(root, "stage6")["toolchain"] / "toolchain.json").read_text())
-    loader = descriptor["libc"]["dynamicLinker"]
-    (tmp_path / "threads.c").write_text(THREADS_C)
-    (tmp_path / "modern.cc").write_text(CPLUSPLUS17)
-    (tmp_path / "greet.c").write_text(GREET_C)
-    (tmp_path / "use_greet.c").write_text(USE_GREET_C)
-    cc, cxx = f"{toolchain}/bin/cc", f"{toolchain}/bin/c++"
+    (tmp / "threads.c").write_text(THREADS_C)
+    (tmp / "modern.cc").write_text(CPLUSPLUS17)
+    (tmp / "greet.c").write_text(GREET_C)
+    (tmp / "use_greet.c").write_text(USE_GREET_C)
+    cc, cxx = f"{toolchain}/bin/{cc}", f"{toolchain}/bin/{cxx}"
     script = " && ".join(
         [
             f"{cc} -O2 -pthread -o /build/threads /build/threads.c",
@@ -475,14 +484,34 @@ def test_toolchain_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(bu
             "/build/use_greet",
         ]
     )
-    shell = (_outputs(root, "stage6")["toolchain"] / "bin/cc").read_text().splitlines()[0][2:]
-    log = _run_with_closure(root, [toolchain], [shell, "-c", script], tmp_path)
+    store = Store(root / "store")
+    descriptor = json.loads((store.real_path(toolchain) / "toolchain.json").read_text())
+    loader = descriptor[loader_of]["dynamicLinker"]
+    shell = (store.real_path(toolchain) / "bin/cc").read_text().splitlines()[0][2:]
+    log = _run_with_closure(root, [toolchain], [shell, "-c", script], tmp)
     expected = ["thread 42", "thread 42", "gcc10 6 variant 42", "from a shared library"]
     assert log.splitlines()[-4:] == expected, log
-    assert _interpreter_and_runpath(tmp_path / "threads-static") == (None, [])
+    assert _interpreter_and_runpath(tmp / "threads-static") == (None, [])
     for program in ("threads", "modern", "use_greet"):
-        assert _interpreter_and_runpath(tmp_path / program)[0] == loader, program
-    assert _interpreter_and_runpath(tmp_path / "modern")[1] == [descriptor["runtimeLibraries"]]
+        assert _interpreter_and_runpath(tmp / program)[0] == loader, program
+    assert _interpreter_and_runpath(tmp / "modern")[1] == [descriptor["runtimeLibraries"]]
+
+
+def _check_no_seed_in_closure(root: Path, toolchain: str) -> None:
+    store = Store(root / "store")
+    seed = plan_target(store.store_dir, TARGET, Recipes(), until="stage0", profile=PROFILE)
+    seed_paths = {d.outputs["out"].path for d in seed.graph.derivations.values()}
+    assert seed_paths and not seed_paths & set(store.closure([toolchain]))
+
+
+@pytest.mark.toolchain
+def test_toolchain_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(built6, tmp_path):
+    _check_compilers(built6, "cc", "c++", "libc", tmp_path)
+
+
+@pytest.mark.toolchain
+def test_toolchain_closure_holds_no_seed(built6):
+    _check_no_seed_in_closure(built6[0], built6[4])
 
 
 @pytest.mark.toolchain
@@ -506,6 +535,82 @@ def test_toolchain_json_describes_its_tools_and_closure(built6):
 
 @pytest.mark.toolchain
 def test_stage6_passes_the_hermetic_audit(built6):
-    _, store_args, env, _, _ = built6
-    result = run_cli("audit", "hermetic", "stage6", *store_args, env=env)
+    _, chain_args, env, _, _ = built6
+    result = run_cli("audit", "hermetic", "stage6", *chain_args, env=env)
+    assert result.stdout.decode().strip() == "no violations"
+
+
+# --- stage 7: CMake, LLVM with clang and lld, the final toolchain (`clang`: hours more) --------
+
+
+@pytest.fixture(scope="module")
+def built7(built6):
+    root, chain_args, env, _, _ = built6
+    _prefill_cache(root / "cache", [stage7.CMAKE_SOURCE, stage7.LLVM_SOURCE, ZLIB_SOURCE])
+    result = run_cli("run", TARGET, "--stage", "7", *chain_args, "--no-out-link", env=env)
+    toolchain = _outputs(root, "stage7")["toolchain"]
+    return root, chain_args, env, result, Store(root / "store").to_store_path(str(toolchain))
+
+
+# zlib, a C project of some size, which clang compiles twice (sources.md pins it)
+ZLIB_SOURCE = Source.of(
+    "mirror://debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2",
+    "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1",
+)
+ZLIB_BUILD = """set -e
+tar -xjf /build/zlib.tar.bz2 -C /build/src
+cd /build/src/zlib-*
+for c in *.c; do {cc} -O2 -fPIC -c "$c"; done
+{toolchain}/bin/llvm-ar rcD libz.a adler32.o compress.o crc32.o deflate.o gzclose.o gzlib.o \
+    gzread.o gzwrite.o infback.o inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o
+{cc} -shared -o libz.so adler32.o compress.o crc32.o deflate.o gzclose.o gzlib.o gzread.o \
+    gzwrite.o infback.o inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o
+{cc} -O2 -o /build/src/example test/example.c libz.a
+/build/src/example
+cp libz.a libz.so /build/src/
+"""
+ZLIB_OUTPUTS = ("libz.a", "libz.so", "example")
+
+
+@pytest.mark.clang
+def test_clang_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(built7, tmp_path):
+    _check_compilers(built7, "clang", "clang++", "clang", tmp_path)
+
+
+@pytest.mark.clang
+def test_clang_rebuilds_zlib_bit_identically(built7, tmp_path):
+    root, _, _, _, toolchain = built7
+    tarball = Fetcher(cache_dir=root / "cache", progress=False).cache_path(ZLIB_SOURCE.hash)
+    store = Store(root / "store")
+    shell = (store.real_path(toolchain) / "bin/cc").read_text().splitlines()[0][2:]
+    script = ZLIB_BUILD.format(cc=f"{toolchain}/bin/clang", toolchain=toolchain)
+    digests = []
+    for attempt in ("first", "second"):
+        build = tmp_path / attempt
+        (build / "src").mkdir(parents=True)
+        shutil.copyfile(tarball, build / "zlib.tar.bz2")
+        log = _run_with_closure(root, [toolchain], [shell, "-c", script], build)
+        assert "zlib version" in log, log
+        digests.append(
+            {f: hashlib.sha256((build / "src" / f).read_bytes()).hexdigest() for f in ZLIB_OUTPUTS}
+        )
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.clang
+def test_final_toolchain_describes_both_compilers_and_holds_no_seed(built7):
+    root, _, _, _, toolchain = built7
+    store = Store(root / "store")
+    descriptor = json.loads((store.real_path(toolchain) / "toolchain.json").read_text())
+    assert {"cc", "c++", "clang", "clang++", "ld", "ld.lld", "llvm-ar"} <= set(descriptor["tools"])
+    assert descriptor["clang"]["version"] == "15.0.6"
+    cmake = (store.real_path(toolchain) / "share/toolchain/toolchain-clang.cmake").read_text()
+    assert f"set(CMAKE_CXX_COMPILER {toolchain}/bin/clang++)" in cmake
+    _check_no_seed_in_closure(root, toolchain)
+
+
+@pytest.mark.clang
+def test_stage7_passes_the_hermetic_audit(built7):
+    _, chain_args, env, _, _ = built7
+    result = run_cli("audit", "hermetic", "stage7", *chain_args, env=env)
     assert result.stdout.decode().strip() == "no violations"

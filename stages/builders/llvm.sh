@@ -20,9 +20,14 @@ cmake -S "$src/llvm" -B build -G "Unix Makefiles" -Wno-dev \
     -DLLVM_INCLUDE_EXAMPLES=OFF -DLLVM_INCLUDE_DOCS=OFF -DLLVM_BUILD_UTILS=OFF \
     -DLLVM_ENABLE_BINDINGS=OFF -DLLVM_ENABLE_TERMINFO=OFF -DLLVM_ENABLE_ZLIB=OFF \
     -DLLVM_ENABLE_ZSTD=OFF -DLLVM_ENABLE_LIBXML2=OFF -DLLVM_ENABLE_LIBEDIT=OFF \
-    -DLLVM_ENABLE_LIBPFM=OFF -DLLVM_PARALLEL_LINK_JOBS=1 \
+    -DLLVM_ENABLE_LIBPFM=OFF \
     -DCLANG_INCLUDE_TESTS=OFF -DCLANG_INCLUDE_DOCS=OFF -DCLANG_DEFAULT_LINKER=lld \
     -DCLANG_ENABLE_ARCMT=OFF -DCLANG_ENABLE_STATIC_ANALYZER=OFF \
     > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
 make -C build -j"$BOOTSTRAP_CORES"
 make -C build install
+# the Python tools among them (git-clang-format, hmaptool, opt-viewer) name /usr/bin/env python:
+# point them at the store's Python
+grep -rlE '^#! ?/usr/bin/env +python' "$out/bin" "$out/share" | while read -r file; do
+    sed -i -E "1s@^#! ?/usr/bin/env +python[0-9.]*@#!$python@" "$file"
+done

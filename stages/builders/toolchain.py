@@ -1,8 +1,14 @@
 """Write the toolchain store path (see toolchain.sh); run by the stage-4 Python in the sandbox.
 
-The wrappers add one thing to the compiler: a RUNPATH entry for the compiler's own shared
-runtime libraries (libstdc++, libgcc_s), through a specs file, so the programs they link load
-everything from the store. The dynamic loader, the store glibc's, is the compiler's default.
+The gcc wrappers (`cc`, `c++`) add one thing to the compiler: a RUNPATH entry for the
+compiler's own shared runtime libraries (libstdc++, libgcc_s), through a specs file, so the
+programs they link load everything from the store. The dynamic loader, the store glibc's, is
+the compiler's default.
+
+clang (when the toolchain has LLVM) knows nothing of the store, so its wrappers (`clang`,
+`clang++`) pass all of it: the sysroot (the store's glibc), the gcc installation whose
+libstdc++, libgcc and start files it uses, the loader (`--dyld-prefix`: glibc's `lib64/`), and
+the same RUNPATH when they link. clang links with lld.
 """
 
 import argparse
@@ -11,6 +17,10 @@ from pathlib import Path
 
 TRIPLE = "x86_64-pc-linux-gnu"
 BINUTILS = ("ld", "as", "ar", "nm", "ranlib", "objcopy", "objdump", "readelf", "strip", "size")
+LLVM_TOOLS = ("ld.lld", "llvm-ar", "llvm-nm", "llvm-ranlib", "llvm-objcopy", "llvm-objdump")
+LLVM_TOOLS += ("llvm-readelf", "llvm-strip", "llvm-size", "llvm-symbolizer")
+# options after which clang does not link (so a linker option would be "unused")
+NO_LINK = ("-c", "-S", "-E", "-M", "-MM", "-fsyntax-only")
 
 
 def runtime_dir(gcc: Path) -> Path:
@@ -21,30 +31,54 @@ def runtime_dir(gcc: Path) -> Path:
     return found[0].parent
 
 
-def write_wrappers(out: Path, gcc: Path, shell: str) -> dict[str, str]:
+def write_script(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+def write_gcc_wrappers(out: Path, gcc: Path, shell: str) -> dict[str, str]:
     specs = out / "lib" / "rpath.specs"
     specs.parent.mkdir(parents=True)
     specs.write_text(f"*link:\n+ %{{!static:%{{!static-pie:-rpath {runtime_dir(gcc)}}}}}\n\n")
-    tools = {}
-    for name, driver in (("cc", "gcc"), ("c++", "g++"), ("cpp", "cpp")):
-        wrapper = out / "bin" / name
-        wrapper.write_text(f'#!{shell}\nexec {gcc}/bin/{driver} -specs={specs} "$@"\n')
-        wrapper.chmod(0o755)
-        tools[name] = str(wrapper)
+    tools = {
+        name: write_script(
+            out / "bin" / name, f'#!{shell}\nexec {gcc}/bin/{driver} -specs={specs} "$@"\n'
+        )
+        for name, driver in (("cc", "gcc"), ("c++", "g++"), ("cpp", "cpp"))
+    }
     for alias, name in (("gcc", "cc"), ("g++", "c++")):
         (out / "bin" / alias).symlink_to(name)
     return tools
 
 
-def link_binutils(out: Path, binutils: Path) -> dict[str, str]:
-    for name in BINUTILS:
-        (out / "bin" / name).symlink_to(binutils / "bin" / name)
-    return {name: str(out / "bin" / name) for name in BINUTILS}
+def write_clang_wrappers(
+    out: Path, llvm: Path, gcc: Path, glibc: Path, shell: str
+) -> dict[str, str]:
+    store_flags = f"--sysroot={glibc} --gcc-toolchain={gcc} --dyld-prefix={glibc}"
+    tools = {}
+    for name in ("clang", "clang++"):
+        driver = f"{llvm}/bin/{name} {store_flags}"
+        tools[name] = write_script(
+            out / "bin" / name,
+            f"#!{shell}\n"
+            'for arg in "$@"; do\n'
+            f'    case "$arg" in {" | ".join(NO_LINK)}) exec {driver} "$@" ;; esac\n'
+            "done\n"
+            f'exec {driver} -Wl,-rpath,{runtime_dir(gcc)} "$@"\n',
+        )
+    return tools
 
 
-def write_cmake(out: Path, tools: dict[str, str]) -> Path:
-    path = out / "share" / "toolchain" / "toolchain.cmake"
-    variables = {"C_COMPILER": "cc", "CXX_COMPILER": "c++", "AR": "ar", "RANLIB": "ranlib"}
+def link_tools(out: Path, package: Path, names: tuple[str, ...]) -> dict[str, str]:
+    for name in names:
+        (out / "bin" / name).symlink_to(package / "bin" / name)
+    return {name: str(out / "bin" / name) for name in names}
+
+
+def write_cmake(out: Path, tools: dict[str, str], cc: str, cxx: str, suffix: str = "") -> Path:
+    path = out / "share" / "toolchain" / f"toolchain{suffix}.cmake"
+    variables = {"C_COMPILER": cc, "CXX_COMPILER": cxx, "AR": "ar", "RANLIB": "ranlib"}
     variables |= {"LINKER": "ld", "NM": "nm", "OBJCOPY": "objcopy", "OBJDUMP": "objdump"}
     variables |= {"STRIP": "strip"}
     lines = [
@@ -58,9 +92,9 @@ def write_cmake(out: Path, tools: dict[str, str]) -> Path:
     return path
 
 
-def write_meson(out: Path, tools: dict[str, str]) -> Path:
-    path = out / "share" / "toolchain" / "meson-native.ini"
-    names = {"c": "cc", "cpp": "c++", "ar": "ar", "strip": "strip", "nm": "nm"}
+def write_meson(out: Path, tools: dict[str, str], cc: str, cxx: str, suffix: str = "") -> Path:
+    path = out / "share" / "toolchain" / f"meson-native{suffix}.ini"
+    names = {"c": cc, "cpp": cxx, "ar": "ar", "strip": "strip", "nm": "nm"}
     lines = ["# Meson native file: meson setup --native-file <this file>", "[binaries]"]
     lines += [f"{key} = '{tools[tool]}'" for key, tool in names.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,31 +114,52 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="write the toolchain store path")
     for name in ("out", "shell", "system", "gcc", "binutils", "glibc"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--llvm", help="LLVM with clang and lld (optional)")
     return parser.parse_args()
+
+
+def version_of(package: Path) -> str:
+    return package.name.rsplit("-", 1)[1]
+
+
+def add_clang(descriptor: dict, out: Path, llvm: Path, gcc: Path, glibc: Path, shell: str) -> None:
+    tools = descriptor["tools"]
+    tools |= write_clang_wrappers(out, llvm, gcc, glibc, shell) | link_tools(out, llvm, LLVM_TOOLS)
+    descriptor["clang"] = {
+        "version": version_of(llvm),
+        "path": str(llvm),
+        "dynamicLinker": str(glibc / "lib64" / "ld-linux-x86-64.so.2"),
+        "cmakeToolchainFile": str(write_cmake(out, tools, "clang", "clang++", "-clang")),
+        "mesonNativeFile": str(write_meson(out, tools, "clang", "clang++", "-clang")),
+    }
 
 
 def main() -> None:
     args = parse_args()
     out, gcc, glibc = Path(args.out), Path(args.gcc), Path(args.glibc)
     (out / "bin").mkdir(parents=True)
-    tools = {**write_wrappers(out, gcc, args.shell), **link_binutils(out, Path(args.binutils))}
+    tools = write_gcc_wrappers(out, gcc, args.shell) | link_tools(
+        out, Path(args.binutils), BINUTILS
+    )
     descriptor = {
         "target": TRIPLE,
         "system": args.system,
         "tools": tools,
-        "compiler": {"name": "gcc", "version": gcc.name.rsplit("-", 1)[1], "path": str(gcc)},
+        "compiler": {"name": "gcc", "version": version_of(gcc), "path": str(gcc)},
         "libc": {
             "name": "glibc",
-            "version": glibc.name.rsplit("-", 1)[1],
+            "version": version_of(glibc),
             "path": str(glibc),
             "dynamicLinker": str(glibc / "lib" / "ld-linux-x86-64.so.2"),
         },
         "runtimeLibraries": str(runtime_dir(gcc)),
-        "cmakeToolchainFile": str(write_cmake(out, tools)),
-        "mesonNativeFile": str(write_meson(out, tools)),
-        # what the toolchain runs with (its own path's NAR hash is known only once it is built)
-        "closure": merged_closure(),
+        "cmakeToolchainFile": str(write_cmake(out, tools, "cc", "c++")),
+        "mesonNativeFile": str(write_meson(out, tools, "cc", "c++")),
     }
+    if args.llvm:
+        add_clang(descriptor, out, Path(args.llvm), gcc, glibc, args.shell)
+    # what the toolchain runs with (its own path's NAR hash is known only once it is built)
+    descriptor["closure"] = merged_closure()
     (out / "toolchain.json").write_text(json.dumps(descriptor, indent=2) + "\n")
 
 

@@ -1,6 +1,9 @@
 # The toolchain handed to the main builder, as one store path: `cc`/`c++` wrappers around the
-# gcc for glibc, binutils' tools beside them, and descriptors in formats builders already read
-# (toolchain.json, a CMake toolchain file, a Meson native file), all written by toolchain.py.
-# The closure-*.json files (the recipe's closure_files) list what the toolchain runs with.
+# gcc for glibc (and `clang`/`clang++` when LLVM is an input), binutils' and LLVM's tools beside
+# them, and descriptors in formats builders already read (toolchain.json, CMake toolchain files,
+# Meson native files), all written by toolchain.py. The closure-*.json files (the recipe's
+# closure_files) list what the toolchain runs with.
+llvm=$(input llvm 2>/dev/null) || llvm=""
 python3 "$(builder_file toolchain.py)" --out "$out" --shell "$SHELL" --system "$system" \
-    --gcc "$(input gcc)" --binutils "$(input binutils)" --glibc "$(input glibc)"
+    --gcc "$(input gcc)" --binutils "$(input binutils)" --glibc "$(input glibc)" \
+    ${llvm:+--llvm "$llvm"}
