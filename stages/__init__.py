@@ -9,8 +9,8 @@ from stages import stage0, stage1, stage2, stage3, stage4, stage5, stage6, stage
 
 PROFILES = {
     "default": "what users ship",
-    "fast": "the compilers' own code optimised less (and, once LLVM is built, the X86 target "
-    "only), so the chain builds sooner",
+    "fast": "the compilers' own code optimised less, and LLVM with the X86 target only, so the "
+    "chain builds sooner",
 }
 
 TARGETS = {

@@ -157,5 +157,8 @@ CLANG_DRIVER = (
     "/usr/pkg/compiler-rt/lib",
 )
 
+# libLLVM's symbolizer and debuginfod client look for separate debug info under /usr/lib/debug
+LLVM_DEBUG = ("/usr/lib/debug",)
+
 # lld: its default library directories for -lNAME when no -L finds it (clang always passes -L)
 LLD_DEFAULTS = ("/lib", "/usr/lib", "/usr/local/lib", "/lib64", "/usr/lib64")

@@ -30,6 +30,7 @@ gcc = Package(
     ),
 )
 
+
 def toolchain_package(llvm: Package | None = None) -> Package:
     """The toolchain path: the gcc for glibc with binutils, and clang and lld if `llvm` is given
     (stage 7)."""

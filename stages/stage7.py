@@ -5,7 +5,7 @@ against musl, like the other build tools); LLVM 15 with clang and lld by the sta
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
-from stages.host_paths import CLANG_DRIVER, LLD_DEFAULTS, MUSL_STATIC
+from stages.host_paths import CLANG_DRIVER, LLD_DEFAULTS, LLVM_DEBUG, MUSL_STATIC
 from stages.stage1 import busybox, make
 from stages.stage4 import binutils, gcc12, python
 from stages.stage6 import toolchain as gcc_toolchain
@@ -39,7 +39,7 @@ llvm = Package(
     inputs=(busybox, gcc_toolchain, cmake, make, python),
     env={"optimize": "-O2", "targets": "all"},
     profiles={"fast": {"optimize": "-O1", "targets": "X86"}},
-    allowed_host_paths=CLANG_DRIVER + LLD_DEFAULTS,
+    allowed_host_paths=CLANG_DRIVER + LLD_DEFAULTS + LLVM_DEBUG,
 )
 
 toolchain = toolchain_package(llvm)

@@ -58,7 +58,8 @@ def add_target_options(parser: argparse.ArgumentParser, positional: bool = True)
         default="default",
         metavar="NAME",
         help="build profile, as the recipes define them (default: 'default', what users ship; "
-        "the chain's 'fast' optimises the compilers' own code less: docs/stages.md)",
+        "the chain's 'fast' optimises the compilers' own code less and builds LLVM for X86 only: "
+        "docs/stages.md)",
     )
     parser.add_argument(
         "--stages",
