@@ -76,27 +76,33 @@ def link_tools(out: Path, package: Path, names: tuple[str, ...]) -> dict[str, st
     return {name: str(out / "bin" / name) for name in names}
 
 
-def write_cmake(out: Path, tools: dict[str, str], cc: str, cxx: str, suffix: str = "") -> Path:
+# which tool each CMake variable (CMAKE_<VAR>) and Meson binary names, for gcc and for clang
+GCC_ROLES = {"C_COMPILER": "cc", "CXX_COMPILER": "c++", "AR": "ar", "RANLIB": "ranlib"}
+GCC_ROLES |= {"LINKER": "ld", "NM": "nm", "OBJCOPY": "objcopy", "OBJDUMP": "objdump"}
+GCC_ROLES |= {"STRIP": "strip"}
+CLANG_ROLES = {"C_COMPILER": "clang", "CXX_COMPILER": "clang++", "LINKER": "ld.lld"}
+CLANG_ROLES |= {role: f"llvm-{tool}" for role, tool in GCC_ROLES.items() if role not in CLANG_ROLES}
+MESON_ROLES = {"c": "C_COMPILER", "cpp": "CXX_COMPILER", "ar": "AR", "strip": "STRIP"}
+MESON_ROLES |= {"nm": "NM"}
+
+
+def write_cmake(out: Path, tools: dict[str, str], roles: dict[str, str], suffix: str) -> Path:
     path = out / "share" / "toolchain" / f"toolchain{suffix}.cmake"
-    variables = {"C_COMPILER": cc, "CXX_COMPILER": cxx, "AR": "ar", "RANLIB": "ranlib"}
-    variables |= {"LINKER": "ld", "NM": "nm", "OBJCOPY": "objcopy", "OBJDUMP": "objdump"}
-    variables |= {"STRIP": "strip"}
     lines = [
         "# CMake toolchain file: cmake -DCMAKE_TOOLCHAIN_FILE=<this file>",
         "set(CMAKE_SYSTEM_NAME Linux)",
         "set(CMAKE_SYSTEM_PROCESSOR x86_64)",
-        *(f"set(CMAKE_{var} {tools[tool]})" for var, tool in variables.items()),
+        *(f"set(CMAKE_{var} {tools[tool]})" for var, tool in roles.items()),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def write_meson(out: Path, tools: dict[str, str], cc: str, cxx: str, suffix: str = "") -> Path:
+def write_meson(out: Path, tools: dict[str, str], roles: dict[str, str], suffix: str) -> Path:
     path = out / "share" / "toolchain" / f"meson-native{suffix}.ini"
-    names = {"c": cc, "cpp": cxx, "ar": "ar", "strip": "strip", "nm": "nm"}
     lines = ["# Meson native file: meson setup --native-file <this file>", "[binaries]"]
-    lines += [f"{key} = '{tools[tool]}'" for key, tool in names.items()]
+    lines += [f"{key} = '{tools[roles[role]]}'" for key, role in MESON_ROLES.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -129,8 +135,8 @@ def add_clang(descriptor: dict, out: Path, llvm: Path, gcc: Path, glibc: Path, s
         "version": version_of(llvm),
         "path": str(llvm),
         "dynamicLinker": str(glibc / "lib64" / "ld-linux-x86-64.so.2"),
-        "cmakeToolchainFile": str(write_cmake(out, tools, "clang", "clang++", "-clang")),
-        "mesonNativeFile": str(write_meson(out, tools, "clang", "clang++", "-clang")),
+        "cmakeToolchainFile": str(write_cmake(out, tools, CLANG_ROLES, "-clang")),
+        "mesonNativeFile": str(write_meson(out, tools, CLANG_ROLES, "-clang")),
     }
 
 
@@ -153,8 +159,8 @@ def main() -> None:
             "dynamicLinker": str(glibc / "lib" / "ld-linux-x86-64.so.2"),
         },
         "runtimeLibraries": str(runtime_dir(gcc)),
-        "cmakeToolchainFile": str(write_cmake(out, tools, "cc", "c++")),
-        "mesonNativeFile": str(write_meson(out, tools, "cc", "c++")),
+        "cmakeToolchainFile": str(write_cmake(out, tools, GCC_ROLES, "")),
+        "mesonNativeFile": str(write_meson(out, tools, GCC_ROLES, "")),
     }
     if args.llvm:
         add_clang(descriptor, out, Path(args.llvm), gcc, glibc, args.shell)
