@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -234,8 +235,12 @@ def _register(
 
 def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
     """How outputs of `drv` must load: from its env (`fixupInterpreter`, `fixupLibraryDirs`,
-    `fixupShebangs` as `prog=path ...`); `#!` lines for sh point at the builder's `$SHELL`."""
-    env = drv.env
+    `fixupShebangs` as `prog=path ...`, where `$out` and the like name the derivation's own
+    outputs); `#!` lines for sh point at the builder's `$SHELL`."""
+    env = {
+        key: _expand_outputs(value, drv) if key.startswith("fixup") else value
+        for key, value in drv.env.items()
+    }
     shebangs = dict(item.split("=", 1) for item in env.get("fixupShebangs", "").split())
     if "SHELL" in env:
         shebangs.setdefault("sh", env["SHELL"])
@@ -245,6 +250,15 @@ def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
         library_dirs=tuple(env.get("fixupLibraryDirs", "").split()),
         shebangs=shebangs,
         path_map=PathMap.of([(store.store_dir, store.physical_dir)]),
+    )
+
+
+def _expand_outputs(value: str, drv: Derivation) -> str:
+    """`$out` (or `$dev`, ...) in `value` replaced by that output's path."""
+    return re.sub(
+        r"\$(\w+)",
+        lambda m: drv.outputs[m[1]].path if m[1] in drv.outputs else m[0],
+        value,
     )
 
 

@@ -31,6 +31,7 @@ from bootstrap.storepath import source_path
 REPO_DIR = Path(__file__).resolve().parent.parent
 PRELUDE = "prelude.sh"
 ALLOWED_HOST_PATHS = "allowedHostPaths"  # env key: host path strings the audit accepts
+FIXUP_INTERPRETER = "fixupInterpreter"  # env key: the loader dynamic outputs must name
 DEFAULT_PROFILE = "default"
 DEFAULT_PROFILES = {DEFAULT_PROFILE: "what users ship"}
 
@@ -72,6 +73,13 @@ class Package:
     # env settings that differ by build profile (`bootstrap run --profile NAME`): profile name ->
     # settings that replace or add to `env`
     profiles: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # a C library names its dynamic loader (relative to its output); its own programs load with
+    # it, and so do those of every package whose `libc` it is
+    loader: str = ""
+    # the C library (one of the inputs, with a `loader`) that dynamic programs and libraries
+    # of this package load with: the fix-up gives them its loader and finds their DT_NEEDED
+    # libraries in the loader's directory. None: a static world, where nothing may be dynamic.
+    libc: Package | None = None
 
     @property
     def full_name(self) -> str:
@@ -235,6 +243,7 @@ class Evaluator:
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
             **_allowed_env(pkg.allowed_host_paths),
+            **self._fixup_env(where, pkg),
             **self._closure_files_env(where, pkg),
             **_checked_env(where, pkg.env),
             **self._profile_env(where, pkg),
@@ -258,6 +267,15 @@ class Evaluator:
                     f"{', '.join(sorted(self.known_profiles))}"
                 )
         return _checked_env(where, pkg.profiles.get(self.profile, {}))
+
+    def _fixup_env(self, where: str, pkg: Package) -> dict[str, str]:
+        """The fix-up's loader and library directory: the `libc`'s, or a libc's own (named
+        through `$out`, which the build expands, as a derivation cannot name its own path)."""
+        if pkg.libc is None:
+            return {FIXUP_INTERPRETER: f"$out/{pkg.loader}"} if pkg.loader else {}
+        if pkg.libc not in pkg.inputs or not pkg.libc.loader:
+            raise BootstrapError(f"{where}: libc must be one of its inputs and name its loader")
+        return {FIXUP_INTERPRETER: f"{self.output_path(pkg.libc)}/{pkg.libc.loader}"}
 
     def _closure_files_env(self, where: str, pkg: Package) -> dict[str, str]:
         pairs = []

@@ -21,6 +21,7 @@ glibc = Package(
     patches=("glibc-2.36-store-preload.patch",),
     inputs=(busybox, gcc12, make, patch, binutils, gawk, bison, sed, python, linux_headers),
     env={"optimize": "-O2"},
+    loader="lib/ld-linux-x86-64.so.2",
 )
 
 PACKAGES = (glibc,)

@@ -25,6 +25,7 @@ gcc = Package(
     inputs=(busybox, gcc12, make, binutils, glibc),
     env={"hostOptimize": "-O2", "optimize": "-O2"},
     profiles={"fast": {"hostOptimize": "-O1"}},
+    libc=glibc,
     allowed_host_paths=(
         MUSL_STATIC + LIBIBERTY_TMP + GCC_SYSROOT_RELATIVE + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG
     ),

@@ -8,6 +8,7 @@ from bootstrap.recipe import Package
 from stages.host_paths import CLANG_DRIVER, LLD_DEFAULTS, LLVM_DEBUG, MUSL_STATIC
 from stages.stage1 import busybox, make
 from stages.stage4 import binutils, gcc12, python
+from stages.stage5 import glibc
 from stages.stage6 import toolchain as gcc_toolchain
 from stages.stage6 import toolchain_package
 
@@ -36,9 +37,10 @@ llvm = Package(
     "15.0.6",
     "llvm.sh",
     sources=(LLVM_SOURCE,),
-    inputs=(busybox, gcc_toolchain, cmake, make, python),
+    inputs=(busybox, gcc_toolchain, cmake, make, python, glibc),
     env={"optimize": "-O2", "targets": "all"},
     profiles={"fast": {"optimize": "-O1", "targets": "X86"}},
+    libc=glibc,
     allowed_host_paths=CLANG_DRIVER + LLD_DEFAULTS + LLVM_DEBUG,
 )
 

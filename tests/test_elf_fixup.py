@@ -133,6 +133,36 @@ def test_origin_entries_that_provide_libraries_are_kept(
     assert read_elf(program).runpath == f"$ORIGIN/../lib:{GLIBC}/lib"
 
 
+@requires_bwrap
+def test_a_library_beside_the_one_that_needs_it_is_found_through_origin(
+    store: FakeStore, programs: Programs, tmp_path: Path
+) -> None:
+    """libwrap.so.1 needs libgreet.so.1, which lies beside it (as libstdc++ needs libgcc_s):
+    no policy directory has it, so the fix-up gives libwrap `$ORIGIN`."""
+    (tmp_path / "wrap.c").write_text("void greet(void);\nvoid wrap(void) { greet(); }\n")
+    (tmp_path / "main.c").write_text("void wrap(void);\nint main(void) { wrap(); return 0; }\n")
+    lib_dir = programs.library.parent
+    wrap = tmp_path / "libwrap.so.1"
+    compile_c = ("gcc", "-O2", "-L", lib_dir, "-L", tmp_path)
+    soname = "-Wl,-soname,libwrap.so.1"
+    subprocess.run(
+        [*compile_c, "-shared", "-fPIC", soname, "-o", wrap, tmp_path / "wrap.c", "-lgreet"],
+        check=True,
+    )
+    (tmp_path / "libwrap.so").symlink_to(wrap.name)
+    main = tmp_path / "use-wrap"
+    rpath_link = f"-Wl,-rpath-link,{lib_dir}"
+    subprocess.run([*compile_c, rpath_link, "-o", main, tmp_path / "main.c", "-lwrap"], check=True)
+    store.add(f"{GREET}/lib/libwrap.so.1", wrap)
+    store.add(f"{HELLO}/bin/use-wrap", main)
+    policy = store_policy(store, library_dirs=())
+    assert fixup_output(store.real(GREET), GREET, policy).ok
+    assert read_elf(store.real(f"{GREET}/lib/libwrap.so.1")).runpath == "$ORIGIN"
+    fixup_output(store.real(HELLO), HELLO, store_policy(store))
+    result = run_sandboxed(store, f"{HELLO}/bin/use-wrap")
+    assert (result.returncode, result.stdout) == (0, GREETING + "\n"), result.stderr
+
+
 def test_unfixable_files_are_reported(store: FakeStore) -> None:
     policy = store_policy(store, interpreter=None, shebangs={})
     problems = fixup_output(store.real(HELLO), HELLO, policy).problems

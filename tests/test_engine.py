@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from bootstrap.build import BuildOptions, log_path
+from bootstrap.elf.inspect import read_elf
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import hash_bytes
 from bootstrap.nar import nar_hash
 from bootstrap.recipe import Evaluator, Package
+from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
 from bootstrap.store.verify import verify_store
@@ -281,6 +283,59 @@ def test_fixup_refuses_a_host_linked_binary(store, tmp_path):
     reason = summary.failed[graph.targets[0]]
     assert "cannot be made to load from the store" in reason and "static world" in reason
     assert not store.is_valid(graph.derivations[graph.targets[0]].outputs["out"].path)
+
+
+LIBC_SCRIPTS = {
+    "libc.sh": "unpack_sources\nmkdir -p $out/lib $out/bin\n"
+    "cp ld-linux-x86-64.so.2 libc.so.6 hello $out/lib/\nchmod 555 $out/lib/*\n"
+    "mv $out/lib/hello $out/bin/\n",
+    "user.sh": "unpack_sources\nmkdir -p $out/bin\ncp hello $out/bin/\nchmod 555 $out/bin/hello\n",
+}
+
+
+def _file_source(path: Path, name: str) -> Source:
+    return Source.of(path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest(), name=name)
+
+
+def test_a_libc_and_its_users_load_with_its_loader(store, tmp_path):
+    """A package that names its `loader` (here the host's glibc, copied) gets it for its own
+    programs; one that names it as its `libc` gets it too, and the programs run from the store."""
+    seed, _, _ = chain(tmp_path)
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("hi"); }\n')
+    subprocess.run(["gcc", "-o", tmp_path / "hello", tmp_path / "hello.c"], check=True)
+    libc_so = subprocess.check_output(["gcc", "-print-file-name=libc.so.6"], text=True).strip()
+    sources = (
+        _file_source(Path("/lib64/ld-linux-x86-64.so.2").resolve(), "ld-linux-x86-64.so.2"),
+        _file_source(Path(libc_so).resolve(), "libc.so.6"),
+        _file_source(tmp_path / "hello", "hello"),
+    )
+    recipes = make_recipes(tmp_path / "libc", LIBC_SCRIPTS)
+    loader = "lib/ld-linux-x86-64.so.2"
+    libc = Package("libc", "1", "libc.sh", sources=sources, inputs=(seed,), loader=loader)
+    user = Package("user", "1", "user.sh", sources=sources[2:], inputs=(seed, libc), libc=libc)
+    evaluator = Evaluator(store.store_dir, "x86_64-linux", recipes)
+    graph = evaluator.evaluate([user])
+    assert make_scheduler(store, tmp_path).realise(graph).ok
+    libc_out, user_out = evaluator.output_path(libc), evaluator.output_path(user)
+    for program in (f"{libc_out}/bin/hello", f"{user_out}/bin/hello"):
+        info = read_elf(store.real_path(program))
+        assert (info.interpreter, info.runpath) == (f"{libc_out}/{loader}", f"{libc_out}/lib")
+    assert store.references(user_out) == [libc_out]
+    spec = SandboxSpec(
+        command=[f"{user_out}/bin/hello"],
+        build_dir=tmp_path / "run",
+        inputs=[Bind(store.real_path(p), p) for p in store.closure([user_out])],
+    )
+    (tmp_path / "run").mkdir()
+    assert run_in_sandbox(spec, tmp_path / "run.log").succeeded
+    assert (tmp_path / "run.log").read_text() == "hi\n"
+
+
+def test_a_libc_that_is_not_an_input_is_a_clear_error(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    libc = Package("libc", "1", "hello.sh", inputs=(seed,), loader="lib/ld.so")
+    with pytest.raises(BootstrapError, match="libc must be one of its inputs"):
+        evaluate(store, tmp_path, Package("user", "1", "hello.sh", inputs=(seed,), libc=libc))
 
 
 CLOSURE_SCRIPTS = {"closure.sh": "cp closure.json $out\n"}

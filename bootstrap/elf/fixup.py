@@ -166,10 +166,17 @@ class _Fixer:
         return kept + added if wrong or added or missing or shrinkable else None
 
     def _provide(self, missing: Sequence[str], logical: str) -> tuple[str, ...]:
+        """RUNPATH entries that provide `missing`: the policy's directories, else `$ORIGIN` for a
+        library that lies beside the file (libstdc++.so.6 needs the libgcc_s.so.1 next to it)."""
         added: list[str] = []
+        candidates = (*self.policy.candidate_dirs, "$ORIGIN")
         for name in missing:
             directory = next(
-                (d for d in self.policy.candidate_dirs if find_library(name, [d], self.path_map)),
+                (
+                    d
+                    for d in candidates
+                    if find_library(name, [expand_origin(d, logical)], self.path_map)
+                ),
                 None,
             )
             if directory is None:

@@ -23,3 +23,8 @@ rm -rf "$out/share/info"
 cp -R "$headers/include/." "$out/include/"
 # the conventional x86-64 name of the library directory, where clang looks for the loader
 ln -s lib "$out/lib64"
+# the scripts glibc installs for bash or Perl (ldd, sotruss, memusage, xtrace, tzselect, mtrace):
+# the chain has neither, so they are left out
+for script in ldd sotruss memusage xtrace tzselect mtrace; do
+    rm -f "$out/bin/$script"
+done
