@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -48,6 +49,8 @@ class BuildOptions:
     max_seconds: float | None = None
     max_silent_seconds: float | None = None
     fetcher: Fetcher = field(default_factory=Fetcher)
+    # set when the run is interrupted: a build still going registers nothing
+    cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
             hermetic, seconds = _run_builder(
                 store, drv, inputs, staged, build_dir, options, log_file, on_line
             )
+        if options.cancelled.is_set():
+            raise BuildError(f"{drv.name}: the run was interrupted; nothing registered")
         _register(store, drv_path, drv, staged, inputs, log_file)
     return BuildOutcome(
         drv_path, {n: o.path for n, o in drv.outputs.items()}, True, hermetic, seconds

@@ -144,12 +144,22 @@ class Scheduler:
                     for future in done:
                         self._finish(graph, running.pop(future), future, waiting, summary, bar)
             except KeyboardInterrupt:
-                _kill_children()
+                self._cancel(running)
                 raise
             finally:
                 bar.close()
         summary.skipped = sorted(waiting)
         return summary
+
+    def _cancel(self, running: dict[Future, str]) -> None:
+        """Stop every build at once: none may register its outputs, and sandboxes are killed
+        until each build has given up (one may have been about to start its sandbox)."""
+        self.options.cancelled.set()
+        while running:
+            _kill_children()
+            done, _ = wait(running, timeout=0.2)
+            for future in done:
+                del running[future]
 
     def _submit_ready(self, graph, pool, waiting, running, summary, bar) -> None:
         """Start ready derivations while a job slot is free (so "building" means started)."""

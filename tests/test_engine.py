@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import BuildOptions, log_path
+from bootstrap.build import BuildOptions, log_path, realise
 from bootstrap.elf.inspect import read_elf
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
@@ -241,6 +241,22 @@ def test_two_concurrent_runs_share_work(tmp_path):
     store = Store(root, "/bootstrap/store")
     drvs = [p for p in store.all_paths() if p.endswith(".drv")]
     assert sum(built) == len(drvs)  # every derivation built exactly once between the two
+    assert verify_store(store).ok
+
+
+def test_a_build_that_finishes_after_an_interrupt_registers_nothing(store, tmp_path):
+    """The scheduler sets `cancelled` on Ctrl-C; a build whose sandbox started too late to be
+    killed still must not register its outputs."""
+    _seed, hello, _ = chain(tmp_path)
+    graph = evaluate(store, tmp_path, hello)
+    make_scheduler(store, tmp_path).instantiate(graph)
+    seed_drv, hello_drv = graph.topological()[-2:]
+    options = BuildOptions(fetcher=offline_fetcher(tmp_path))
+    realise(store, seed_drv, graph.derivations[seed_drv], options)
+    options.cancelled.set()
+    with pytest.raises(BootstrapError, match="interrupted; nothing registered"):
+        realise(store, hello_drv, graph.derivations[hello_drv], options)
+    assert not store.is_valid(graph.derivations[hello_drv].outputs["out"].path)
     assert verify_store(store).ok
 
 
