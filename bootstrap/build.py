@@ -36,6 +36,8 @@ LOG_TAIL_LINES = 25
 # env key, as Nix's: "FILE PATH ..." pairs; the builder finds FILE in its build directory, a JSON
 # list of PATH's closure (path, narHash, narSize, references), as Nix's structured attrs give it
 EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
+# env key: the loader the fix-up gives dynamic outputs (`$out/...` names the build's own output)
+FIXUP_INTERPRETER = "fixupInterpreter"
 
 
 class BuildError(BootstrapError):
@@ -251,7 +253,7 @@ def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
         shebangs.setdefault("sh", env["SHELL"])
     return FixupPolicy(
         store_dir=store.store_dir,
-        interpreter=env.get("fixupInterpreter") or None,
+        interpreter=env.get(FIXUP_INTERPRETER) or None,
         library_dirs=tuple(env.get("fixupLibraryDirs", "").split()),
         shebangs=shebangs,
         path_map=PathMap.of([(store.store_dir, store.physical_dir)]),

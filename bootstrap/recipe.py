@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import EXPORT_REFERENCES_GRAPH
+from bootstrap.build import EXPORT_REFERENCES_GRAPH, FIXUP_INTERPRETER
 from bootstrap.builtins import FETCHURL, UNPACK
 from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
 from bootstrap.errors import BootstrapError
@@ -31,7 +31,6 @@ from bootstrap.storepath import source_path
 REPO_DIR = Path(__file__).resolve().parent.parent
 PRELUDE = "prelude.sh"
 ALLOWED_HOST_PATHS = "allowedHostPaths"  # env key: host path strings the audit accepts
-FIXUP_INTERPRETER = "fixupInterpreter"  # env key: the loader dynamic outputs must name
 DEFAULT_PROFILE = "default"
 DEFAULT_PROFILES = {DEFAULT_PROFILE: "what users ship"}
 
