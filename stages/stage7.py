@@ -6,7 +6,7 @@ against musl, like the other build tools); LLVM 15 with clang and lld by the sta
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
 from stages.host_paths import CLANG_DRIVER, LLD_DEFAULTS, LLVM_DEBUG, MUSL_STATIC
-from stages.stage1 import busybox, make
+from stages.stage1 import busybox, linux_headers, make
 from stages.stage4 import binutils, gcc12, python
 from stages.stage5 import glibc
 from stages.stage6 import toolchain as gcc_toolchain
@@ -26,7 +26,7 @@ cmake = Package(
     "3.25.1",
     "cmake.sh",
     sources=(CMAKE_SOURCE,),
-    inputs=(busybox, gcc12, make, binutils),
+    inputs=(busybox, gcc12, make, binutils, linux_headers),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC,
 )

@@ -2,10 +2,12 @@
 # script compiles a minimal cmake, which then configures and builds the real one with the
 # libraries bundled in its tree (curl without TLS, libarchive, zlib, expat, libuv, ...), at
 # $optimize. No GUI, no test suite, no manuals; the license texts under doc/ are kept.
+# gcc 12 has no built-in Linux headers path, and kwsys includes <linux/fs.h>.
+headers="-isystem $(input linux-headers)/include"
 unpack_sources
 cd cmake-*
-CC=gcc CXX=g++ ./bootstrap --prefix="$out" --parallel="$BOOTSTRAP_CORES" --no-system-libs \
-    --no-qt-gui -- -DCMAKE_BUILD_TYPE=Release -DCMAKE_USE_OPENSSL=OFF -DBUILD_TESTING=OFF \
+CC=gcc CXX=g++ CFLAGS="$headers" CXXFLAGS="$headers" ./bootstrap --prefix="$out" \
+    --parallel="$BOOTSTRAP_CORES" --no-system-libs --no-qt-gui -- -DCMAKE_BUILD_TYPE=Release -DCMAKE_USE_OPENSSL=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_C_FLAGS_RELEASE="$optimize" -DCMAKE_CXX_FLAGS_RELEASE="$optimize" \
     > bootstrap.log || { tail -n 60 bootstrap.log; tail -n 40 Bootstrap.cmk/cmake_bootstrap.log; exit 1; }
 make -j"$BOOTSTRAP_CORES"

@@ -8,7 +8,7 @@ cd Python-*
     MODULE_BUILDTYPE=static CFLAGS="$optimize" > configure.log || { tail -n 60 config.log; exit 1; }
 make -j"$BOOTSTRAP_CORES"
 make install
-rm -r "$out"/lib/python3*/test
+rm -rf "$out"/lib/python3*/test
 find "$out" -name __pycache__ -type d -prune -exec rm -r {} +
 # scripts in the standard library name /usr/bin/env python3 (or /usr/local/bin/python, ...):
 # point them at this Python
