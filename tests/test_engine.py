@@ -177,9 +177,12 @@ def test_unsandboxed_run_is_refused_when_store_is_remapped(store, tmp_path):
     assert any("needs a sandbox" in reason for reason in summary.failed.values())
 
 
+# SIGINT is taken as Python does by default even when the tests were started with it ignored
+# (as everything started with `&` from a script is).
 RUN_SCRIPT = """
-import sys
+import signal, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[3])
 from tests.test_engine import chain, evaluate, make_scheduler
 from bootstrap.recipe import Package

@@ -309,9 +309,12 @@ def test_total_timeout_kills_the_whole_tree(busybox, build_dir, tmp_path):
     assert _gone(marker)
 
 
+# The child takes Ctrl-C as Python does by default even when it was started with SIGINT
+# ignored (as everything started with `&` from a script is).
 CHILD_SCRIPT = """
-import json, sys
+import json, signal, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 args = json.loads(sys.argv[1])
 spec = SandboxSpec(
