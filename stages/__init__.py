@@ -21,7 +21,9 @@ TARGETS = {
         Stage(
             "stage3", stage3.PACKAGES, "by gcc 3.4.6: gcc 10.2, and m4, bison, gawk, sed for glibc"
         ),
-        Stage("stage4", stage4.PACKAGES, "by gcc 10: binutils 2.40, gcc 12.2; by gcc 12: Python"),
+        Stage(
+            "stage4", stage4.PACKAGES, "by gcc 10: binutils 2.40, gcc 12.2; by gcc 12: Python, grep"
+        ),
         Stage("stage5", stage5.PACKAGES, "by gcc 12: glibc 2.36"),
         Stage("stage6", stage6.PACKAGES, "gcc 12 for glibc, and the toolchain path"),
         Stage("stage7", stage7.PACKAGES, "CMake by gcc 12; clang and lld; the final toolchain"),

@@ -1,6 +1,6 @@
 """Stage 4: what gcc 10 builds, at -O1 (see stage 3): binutils 2.40 and gcc 12.2, a current
-compiler; and, by gcc 12 at -O2, Python 3.11, which glibc's build needs. All static against the
-store's musl. gcc 12 is the compiler that builds glibc (stage 5).
+compiler; and, by gcc 12 at -O2, Python 3.11 and GNU grep, which glibc's build needs. All
+static against the store's musl. gcc 12 is the compiler that builds glibc (stage 5).
 """
 
 from bootstrap.fetch import Source
@@ -26,6 +26,10 @@ BINUTILS_SOURCE = Source.of(
 GCC12_SOURCE = Source.of(
     "mirror://debian/pool/main/g/gcc-12/gcc-12_12.2.0.orig.tar.gz",
     "b8298be16aeeb96a889c6afed0a8e2241b47452e89cc81fe65ea849d5c740fcb",
+)
+GREP_SOURCE = Source.of(
+    "mirror://debian/pool/main/g/grep/grep_3.8.orig.tar.xz",
+    "498d7cc1b4fb081904d87343febb73475cf771e424fb7e6141aff66013abc382",
 )
 PYTHON_SOURCE = Source.of(
     "mirror://debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz",
@@ -68,4 +72,15 @@ python = Package(
     allowed_host_paths=MUSL_STATIC,
 )
 
-PACKAGES = (binutils, gcc12, python)
+# GNU grep: glibc's build needs `grep -b` (byte offsets), which busybox's grep lacks
+grep = gnu_tool(
+    "grep",
+    "3.8",
+    GREP_SOURCE,
+    compiler=gcc12,
+    binutils=binutils,
+    configure="--disable-perl-regexp",
+    make_flags="MAKEINFO=true",
+)
+
+PACKAGES = (binutils, gcc12, python, grep)

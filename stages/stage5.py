@@ -6,7 +6,7 @@ from bootstrap.fetch import Source
 from bootstrap.recipe import Package
 from stages.stage1 import busybox, linux_headers, make, patch
 from stages.stage3 import bison, gawk, sed
-from stages.stage4 import binutils, gcc12, python
+from stages.stage4 import binutils, gcc12, grep, python
 
 GLIBC_SOURCE = Source.of(
     "mirror://debian/pool/main/g/glibc/glibc_2.36.orig.tar.xz",
@@ -19,7 +19,7 @@ glibc = Package(
     "glibc.sh",
     sources=(GLIBC_SOURCE,),
     patches=("glibc-2.36-store-preload.patch",),
-    inputs=(busybox, gcc12, make, patch, binutils, gawk, bison, sed, python, linux_headers),
+    inputs=(busybox, gcc12, make, patch, binutils, gawk, bison, sed, grep, python, linux_headers),
     env={"optimize": "-O2"},
     loader="lib/ld-linux-x86-64.so.2",
 )
