@@ -8,6 +8,8 @@ headers=$(input linux-headers)
 unpack_sources
 src=$(echo glibc-[0-9]*)
 (cd "$src" && apply_patches)
+# Debian's orig tarball has no manual/ (the manual is not DFSG-free): no such subdirectory
+sed -i 's/ wctype manual shadow / wctype shadow /' "$src/Makeconfig"
 mkdir build
 cd build
 printf 'slibdir=%s/lib\nrtlddir=%s/lib\n' "$out" "$out" > configparms
