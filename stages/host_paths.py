@@ -162,3 +162,32 @@ LLVM_DEBUG = ("/usr/lib/debug",)
 
 # lld: its default library directories for -lNAME when no -L finds it (clang always passes -L)
 LLD_DEFAULTS = ("/lib", "/usr/lib", "/usr/local/lib", "/lib64", "/usr/lib64")
+
+# CMake's find_* commands and generators know the conventional prefixes of many systems
+# (/usr, /usr/local, X11 and OpenGL directories, /usr/lib64/ and /usr/libx32/ library
+# suffixes, os-release for CMAKE_HOST_SYSTEM) and search them only under CMAKE_SYSROOT or when
+# a project asks; the chain's builds find everything through their inputs. `/usr/binH`,
+# `/usr/incH9`, `/usr/incL`, `/usr/locH`, `/usr/sbiH` are those bytes inside instructions.
+CMAKE_SEARCH_DEFAULTS = (
+    "/bin/",
+    "/lib",
+    "/usr",
+    "/usr/.",
+    "/usr/X11R6/lib/X11/xinit/xinitrc",
+    "/usr/binH",
+    "/usr/bsd",
+    "/usr/incH9",
+    "/usr/incL",
+    "/usr/include",
+    "/usr/lib.",
+    "/usr/lib/",
+    "/usr/lib/os-release",
+    "/usr/lib64/",
+    "/usr/libx32/",
+    "/usr/locH",
+    "/usr/local",
+    "/usr/local/",
+    "/usr/openwin/include/GL/",
+    "/usr/sbiH",
+    "/usr/sbin",
+)

@@ -5,7 +5,13 @@ against musl, like the other build tools); LLVM 15 with clang and lld by the sta
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
-from stages.host_paths import CLANG_DRIVER, LLD_DEFAULTS, LLVM_DEBUG, MUSL_STATIC
+from stages.host_paths import (
+    CLANG_DRIVER,
+    CMAKE_SEARCH_DEFAULTS,
+    LLD_DEFAULTS,
+    LLVM_DEBUG,
+    MUSL_STATIC,
+)
 from stages.stage1 import busybox, linux_headers, make
 from stages.stage4 import binutils, gcc12, python
 from stages.stage5 import glibc
@@ -28,7 +34,7 @@ cmake = Package(
     sources=(CMAKE_SOURCE,),
     inputs=(busybox, gcc12, make, binutils, linux_headers),
     env={"optimize": "-O2"},
-    allowed_host_paths=MUSL_STATIC,
+    allowed_host_paths=MUSL_STATIC + CMAKE_SEARCH_DEFAULTS,
 )
 
 # every code generator by default; the fast profile builds X86 only and optimises less

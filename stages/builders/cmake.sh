@@ -12,5 +12,6 @@ CC=gcc CXX=g++ CFLAGS="$headers" CXXFLAGS="$headers" ./bootstrap --prefix="$out"
     > bootstrap.log || { tail -n 60 bootstrap.log; tail -n 40 Bootstrap.cmk/cmake_bootstrap.log; exit 1; }
 make -j"$BOOTSTRAP_CORES"
 make install
-# IBM XL Fortran's preprocessor wrapper is a bash script; the chain has no bash
-rm "$out"/share/cmake-*/Modules/Compiler/XL-Fortran/cpp
+# IBM XL Fortran's preprocessor wrapper is a bash script, and the Green Hills project templates
+# start with `#!gbuild`, a program no store holds: left out
+rm "$out"/share/cmake-*/Modules/Compiler/XL-Fortran/cpp "$out"/share/cmake-*/Modules/CompilerId/GHS_*.gpj.in
