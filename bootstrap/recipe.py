@@ -268,8 +268,9 @@ class Evaluator:
         return _checked_env(where, pkg.profiles.get(self.profile, {}))
 
     def _fixup_env(self, where: str, pkg: Package) -> dict[str, str]:
-        """The fix-up's loader and library directory: the `libc`'s, or a libc's own (named
-        through `$out`, which the build expands, as a derivation cannot name its own path)."""
+        """The loader the fix-up gives dynamic outputs (its directory is where their libraries
+        are looked for): the `libc`'s, or a libc's own, named through `$out`, which the build
+        expands, as a derivation cannot name its own path."""
         if pkg.libc is None:
             return {FIXUP_INTERPRETER: f"$out/{pkg.loader}"} if pkg.loader else {}
         if pkg.libc not in pkg.inputs or not pkg.libc.loader:

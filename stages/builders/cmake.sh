@@ -7,11 +7,13 @@ headers="-isystem $(input linux-headers)/include"
 unpack_sources
 cd cmake-*
 CC=gcc CXX=g++ CFLAGS="$headers" CXXFLAGS="$headers" ./bootstrap --prefix="$out" \
-    --parallel="$BOOTSTRAP_CORES" --no-system-libs --no-qt-gui -- -DCMAKE_BUILD_TYPE=Release -DCMAKE_USE_OPENSSL=OFF -DBUILD_TESTING=OFF \
+    --parallel="$BOOTSTRAP_CORES" --no-system-libs --no-qt-gui -- -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_USE_OPENSSL=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_C_FLAGS_RELEASE="$optimize" -DCMAKE_CXX_FLAGS_RELEASE="$optimize" \
     > bootstrap.log || { tail -n 60 bootstrap.log; tail -n 40 Bootstrap.cmk/cmake_bootstrap.log; exit 1; }
 make -j"$BOOTSTRAP_CORES"
 make install
 # IBM XL Fortran's preprocessor wrapper is a bash script, and the Green Hills project templates
 # start with `#!gbuild`, a program no store holds: left out
-rm "$out"/share/cmake-*/Modules/Compiler/XL-Fortran/cpp "$out"/share/cmake-*/Modules/CompilerId/GHS_*.gpj.in
+modules=$(echo "$out"/share/cmake-*/Modules)
+rm "$modules/Compiler/XL-Fortran/cpp" "$modules"/CompilerId/GHS_*.gpj.in

@@ -1,7 +1,7 @@
 # Python, static: one interpreter with the standard library's C modules built in (a static
-# interpreter cannot load extension modules), compiled at
-# $optimize. Left out: the test suite, and the bytecode caches (`make install` writes them,
-# but their bytes depend on reference counts at compile time, so they are not reproducible).
+# interpreter cannot load extension modules), compiled at $optimize. Left out: the test suite,
+# and the bytecode caches (`make install` writes them, but their bytes depend on reference
+# counts at compile time, so they are not reproducible).
 unpack_sources
 cd Python-*
 # Python 3.11 builds its optional C modules as shared extensions, which a static interpreter
