@@ -38,6 +38,7 @@ LOG_TAIL_LINES = 25
 EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
 # env key: the loader the fix-up gives dynamic outputs (`$out/...` names the build's own output)
 FIXUP_INTERPRETER = "fixupInterpreter"
+FIXUP_SHEBANGS = "fixupShebangs"
 
 
 class BuildError(BootstrapError):
@@ -248,7 +249,7 @@ def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
         key: _expand_outputs(value, drv) if key.startswith("fixup") else value
         for key, value in drv.env.items()
     }
-    shebangs = dict(item.split("=", 1) for item in env.get("fixupShebangs", "").split())
+    shebangs = dict(item.split("=", 1) for item in env.get(FIXUP_SHEBANGS, "").split())
     if "SHELL" in env:
         shebangs.setdefault("sh", env["SHELL"])
     return FixupPolicy(

@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import EXPORT_REFERENCES_GRAPH, FIXUP_INTERPRETER
+from bootstrap.build import EXPORT_REFERENCES_GRAPH, FIXUP_INTERPRETER, FIXUP_SHEBANGS
 from bootstrap.builtins import FETCHURL, UNPACK
 from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
 from bootstrap.errors import BootstrapError
@@ -79,6 +79,9 @@ class Package:
     # of this package load with: the fix-up gives them its loader and finds their DT_NEEDED
     # libraries in the loader's directory. None: a static world, where nothing may be dynamic.
     libc: Package | None = None
+    # the programs `#!` lines of its outputs run, by the name a script asks for ("python3" in
+    # `#!/usr/bin/env python3`): a path in its own output ("bin/python3"), or (input, path)
+    shebangs: Mapping[str, str | tuple[Package | Seed, str]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -243,6 +246,7 @@ class Evaluator:
             "SHELL": shell_path,
             **_allowed_env(pkg.allowed_host_paths),
             **self._fixup_env(where, pkg),
+            **self._shebangs_env(where, pkg),
             **self._closure_files_env(where, pkg),
             **_checked_env(where, pkg.env),
             **self._profile_env(where, pkg),
@@ -276,6 +280,17 @@ class Evaluator:
         if pkg.libc not in pkg.inputs or not pkg.libc.loader:
             raise BootstrapError(f"{where}: libc must be one of its inputs and name its loader")
         return {FIXUP_INTERPRETER: f"{self.output_path(pkg.libc)}/{pkg.libc.loader}"}
+
+    def _shebangs_env(self, where: str, pkg: Package) -> dict[str, str]:
+        """`fixupShebangs` for the build: `program=path`, with `$out` for its own output."""
+        pairs = []
+        for program, target in pkg.shebangs.items():
+            owner, path = target if isinstance(target, tuple) else (None, target)
+            if owner is not None and owner not in pkg.inputs:
+                raise BootstrapError(f"{where}: shebangs[{program!r}] must name one of its inputs")
+            root = "$out" if owner is None else self.output_path(owner)
+            pairs.append(f"{program}={root}/{path}")
+        return {FIXUP_SHEBANGS: " ".join(pairs)} if pairs else {}
 
     def _closure_files_env(self, where: str, pkg: Package) -> dict[str, str]:
         pairs = []

@@ -62,6 +62,8 @@ gcc12 = Package(
     ),
 )
 
+PYTHON_NAMES = ("python", "python3")
+
 python = Package(
     "python",
     "3.11.2",
@@ -70,6 +72,8 @@ python = Package(
     inputs=(busybox, gcc12, make, binutils),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC,
+    # the standard library's scripts name /usr/bin/env python3, python or /usr/local/bin/python
+    shebangs=dict.fromkeys(PYTHON_NAMES, "bin/python3"),
 )
 
 # GNU grep: glibc's build needs `grep -b` (byte offsets), which busybox's grep lacks

@@ -13,7 +13,7 @@ from stages.host_paths import (
     MUSL_STATIC,
 )
 from stages.stage1 import busybox, linux_headers, make
-from stages.stage4 import binutils, gcc12, python
+from stages.stage4 import PYTHON_NAMES, binutils, gcc12, python
 from stages.stage5 import glibc
 from stages.stage6 import toolchain as gcc_toolchain
 from stages.stage6 import toolchain_package
@@ -47,6 +47,8 @@ llvm = Package(
     env={"optimize": "-O2", "targets": "all"},
     profiles={"fast": {"optimize": "-O1", "targets": "X86"}},
     libc=glibc,
+    # its Python tools (git-clang-format, hmaptool, opt-viewer) name /usr/bin/env python(3)
+    shebangs=dict.fromkeys(PYTHON_NAMES, (python, "bin/python3")),
     allowed_host_paths=CLANG_DRIVER + LLD_DEFAULTS + LLVM_DEBUG,
 )
 

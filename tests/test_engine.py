@@ -357,6 +357,50 @@ def test_a_libc_that_is_not_an_input_is_a_clear_error(store, tmp_path):
         evaluate(store, tmp_path, Package("user", "1", "hello.sh", inputs=(seed,), libc=libc))
 
 
+SHEBANG_SCRIPTS = {
+    "scripts.sh": textwrap.dedent("""\
+        mkdir -p $out/bin
+        printf '#!/usr/bin/env hello -v\\n' > $out/bin/greet
+        printf '#! /usr/local/bin/own\\n' > $out/bin/self
+        printf '#!/bin/sh\\necho\\n' > $out/bin/plain
+        printf 'own\\n' > $out/bin/own
+    """),
+}
+
+
+def test_shebangs_point_at_the_programs_a_recipe_names(store, tmp_path):
+    """`shebangs` maps the program a `#!` line asks for to a path in an input's output or the
+    package's own; `sh` goes to the builder's shell."""
+    seed, hello, _ = chain(tmp_path)
+    recipes = make_recipes(tmp_path / "sb", {**SCRIPTS, **SHEBANG_SCRIPTS})
+    pkg = Package(
+        "scripts",
+        "1",
+        "scripts.sh",
+        inputs=(seed, hello),
+        shebangs={"hello": (hello, "bin/hello"), "own": "bin/own"},
+    )
+    evaluator = Evaluator(store.store_dir, "x86_64-linux", recipes)
+    assert make_scheduler(store, tmp_path).realise(evaluator.evaluate([pkg])).ok
+    out, hello_out = evaluator.output_path(pkg), evaluator.output_path(hello)
+    first_lines = {
+        name: store.real_path(f"{out}/bin/{name}").read_text().splitlines()[0]
+        for name in ("greet", "self", "plain")
+    }
+    assert first_lines == {
+        "greet": f"#!{hello_out}/bin/hello -v",
+        "self": f"#!{out}/bin/own",
+        "plain": f"#!{evaluator.output_path(seed)}/bin/sh",
+    }
+
+
+def test_shebangs_must_name_an_input(store, tmp_path):
+    seed, hello, _ = chain(tmp_path)
+    pkg = Package("scripts", "1", "hello.sh", inputs=(seed,), shebangs={"hi": (hello, "bin/hi")})
+    with pytest.raises(BootstrapError, match=r"shebangs\['hi'\] must name one of its inputs"):
+        evaluate(store, tmp_path, pkg)
+
+
 CLOSURE_SCRIPTS = {"closure.sh": "cp closure.json $out\n"}
 
 

@@ -26,8 +26,3 @@ cmake -S "$src/llvm" -B build -G "Unix Makefiles" -Wno-dev \
     > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
 make -C build -j"$BOOTSTRAP_CORES"
 make -C build install
-# the Python tools among them (git-clang-format, hmaptool, opt-viewer) name /usr/bin/env python:
-# point them at the store's Python
-grep -rlE '^#! ?/usr/bin/env +python' "$out/bin" "$out/share" | while read -r file; do
-    sed -i -E "1s@^#! ?/usr/bin/env +python[0-9.]*@#!$python@" "$file"
-done

@@ -67,9 +67,3 @@ make install
 "$out/bin/python3" -c "import subprocess, random, math, json, hashlib, socket, select, struct"
 rm -rf "$out"/lib/python3*/test
 find "$out" -name __pycache__ -type d -prune -exec rm -r {} +
-# scripts in the standard library name /usr/bin/env python3 (or /usr/local/bin/python, ...):
-# point them at this Python
-grep -rlE '^#! ?(/usr/bin/env +)?[^ ]*python' "$out" | while read -r file; do
-    sed -i -E "1s@^#! ?(/usr/bin/env +)?[^ ]*python[0-9.]*@#!$out/bin/python3@" "$file"
-done
-patch_shebangs "$out"
