@@ -97,6 +97,30 @@ GCC_DRIVER_LOADERS = (
 # for separate debug info under /usr/lib/debug; it reads nothing there otherwise.
 LIBBACKTRACE_DEBUG = ("/usr/lib/debug/", "/usr/lib/debug/.build-id/")
 
+# Python 3.11, a static interpreter: getpath (frozen into it) joins suffixes such as
+# /lib/python3.11 and /bin/python to its own prefix, and site's docstring (frozen too) names
+# example /usr/local paths, as python3-config's shell code names its suffixes. In the standard
+# library, cgi.py's and trace.py's comments name /usr/local paths, and platform's
+# freedesktop_os_release() reads the host's os-release, the one thing it is asked about.
+PYTHON_STRINGS = (
+    "/lib/pythonX.X",
+    "/bin/pythonFT",
+    "/lib/python",
+    "/lib/python/site-packages",
+    "/usr/local",
+    "/usr/local/lib/python2.5/site-packages",
+    "/usr/local/lib/python2.5/site-packages/bar",
+    "/usr/local/lib/python2.5/site-packages/foo",
+    "/lib",
+    "/lib/python3.11/config-",
+    "/usr/local/bin/python",
+    "/usr/bin/env",
+    "/usr/bin.",
+    "/usr/lib",
+    "/usr/lib/os-release",
+    "/usr/local.py",
+)
+
 # clang's driver knows the conventional layout of every OS and libc it targets: header and
 # library directories, start files, gcc installations and loaders. It looks for them under the
 # sysroot (the toolchain's wrappers always pass the store's glibc) and never loads them itself.

@@ -14,6 +14,7 @@ from stages.host_paths import (
     LIBBACKTRACE_DEBUG,
     LIBIBERTY_TMP,
     MUSL_STATIC,
+    PYTHON_STRINGS,
 )
 from stages.stage1 import busybox, make
 from stages.stage2 import musl_by_gcc
@@ -71,7 +72,7 @@ python = Package(
     sources=(PYTHON_SOURCE,),
     inputs=(busybox, gcc12, make, binutils),
     env={"optimize": "-O2"},
-    allowed_host_paths=MUSL_STATIC,
+    allowed_host_paths=MUSL_STATIC + PYTHON_STRINGS,
     # the standard library's scripts name /usr/bin/env python3, python or /usr/local/bin/python
     shebangs=dict.fromkeys(PYTHON_NAMES, "bin/python3"),
 )

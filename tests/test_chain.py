@@ -355,7 +355,13 @@ def built5(built3):
     root, chain_args, env, _ = built3
     _prefill_cache(
         root / "cache",
-        [stage4.BINUTILS_SOURCE, stage4.GCC12_SOURCE, stage4.PYTHON_SOURCE, stage5.GLIBC_SOURCE],
+        [
+            stage4.BINUTILS_SOURCE,
+            stage4.GCC12_SOURCE,
+            stage4.PYTHON_SOURCE,
+            stage4.GREP_SOURCE,
+            stage5.GLIBC_SOURCE,
+        ],
     )
     result = run_cli("run", TARGET, "--stage", "5", *chain_args, "--no-out-link", env=env)
     return root, chain_args, env, result
@@ -373,7 +379,7 @@ def test_stage4_python_by_gcc12_at_O2_runs(built5, tmp_path):
     root, _, _, result = built5
     stdout = result.stdout.decode()
     assert "0 failed" in stdout and "incomplete" not in stdout, stdout
-    assert sorted(_outputs(root, "stage4")) == ["binutils", "gcc", "python"]
+    assert sorted(_outputs(root, "stage4")) == ["binutils", "gcc", "grep", "python"]
     # gcc 10's -O2 dropped a live argument in Python's startup (docs/stages.md); gcc 12's not
     (tmp_path / "check.py").write_text(PYTHON_CHECK)
     python = _outputs(root, "stage4")["python"] / "bin/python3"
