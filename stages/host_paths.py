@@ -121,6 +121,26 @@ PYTHON_STRINGS = (
     "/usr/local.py",
 )
 
+# glibc: libc's system(), popen() and wordexp() run /bin/sh, execvp() and confstr(_CS_PATH)
+# give /bin:/usr/bin as the default PATH, and getusershell() falls back to /bin/sh and
+# /bin/csh when there is no /etc/shells. ldconfig compares directory names against the
+# multilib suffixes /lib, /lib64 and /libx32 and recognises libraries by the usual x86 loader
+# names; sprof looks for separate debug info under /usr/lib/debug/.
+GLIBC_DEFAULTS = (
+    "/bin/sh",
+    "/bin",
+    "/usr/bin",
+    "/bin/csh",
+    "/lib",
+    "/lib64",
+    "/libx32",
+    "/lib/ld-linux-x86-64.so.2",
+    "/lib/ld-linux.so.2",
+    "/lib64/ld-linux-x86-64.so.2",
+    "/libx32/ld-linux-x32.so.2",
+    "/usr/lib/debug/",
+)
+
 # clang's driver knows the conventional layout of every OS and libc it targets: header and
 # library directories, start files, gcc installations and loaders. It looks for them under the
 # sysroot (the toolchain's wrappers always pass the store's glibc) and never loads them itself.

@@ -4,6 +4,7 @@ stages 3 and 4 (make, gawk, bison, sed, Python) and the Linux UAPI headers.
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
+from stages.host_paths import GLIBC_DEFAULTS
 from stages.stage1 import busybox, linux_headers, make, patch
 from stages.stage3 import bison, gawk, sed
 from stages.stage4 import binutils, gcc12, grep, python
@@ -22,6 +23,7 @@ glibc = Package(
     inputs=(busybox, gcc12, make, patch, binutils, gawk, bison, sed, grep, python, linux_headers),
     env={"optimize": "-O2"},
     loader="lib/ld-linux-x86-64.so.2",
+    allowed_host_paths=GLIBC_DEFAULTS,
 )
 
 PACKAGES = (glibc,)
