@@ -32,16 +32,16 @@ gcc = Package(
 )
 
 
-def toolchain_package(llvm: Package | None = None) -> Package:
-    """The toolchain path: the gcc for glibc with binutils, and clang and lld if `llvm` is given
-    (stage 7)."""
-    compilers = {"closure-gcc.json": gcc} | ({"closure-llvm.json": llvm} if llvm else {})
+def toolchain_package(*llvm_projects: Package) -> Package:
+    """The toolchain path: the gcc for glibc with binutils, and clang with lld and LLVM's tools
+    if those projects (llvm, clang, lld: stage 7) are given."""
+    compilers = {"closure-gcc.json": gcc} | {f"closure-{p.name}.json": p for p in llvm_projects}
     return Package(
         "toolchain",
         "",
         "toolchain.sh",
         files=("toolchain.py",),
-        inputs=(busybox, python, gcc, binutils, glibc, *((llvm,) if llvm else ())),
+        inputs=(busybox, python, gcc, binutils, glibc, *llvm_projects),
         closure_files={
             **compilers,
             "closure-binutils.json": binutils,

@@ -1,6 +1,8 @@
 """Stage 7: clang and lld. CMake, which LLVM's build needs, by the stage-4 gcc 12 (static
-against musl, like the other build tools); LLVM 15 with clang and lld by the stage-6 toolchain
-(gcc for glibc); then the final toolchain path, with both compilers.
+against musl, like the other build tools); LLVM 15, clang and lld by the stage-6 toolchain
+(gcc for glibc), as three store paths (LLVM's libraries and tools, then clang and lld built
+against them), each cached on its own, as all of it together is hours of work on two cores;
+then the final toolchain path, with both compilers.
 """
 
 from bootstrap.fetch import Source
@@ -37,21 +39,36 @@ cmake = Package(
     allowed_host_paths=MUSL_STATIC + CMAKE_SEARCH_DEFAULTS,
 )
 
-# every code generator by default; the fast profile builds X86 only and optimises less
-llvm = Package(
-    "llvm",
-    "15.0.6",
-    "llvm.sh",
-    sources=(LLVM_SOURCE,),
-    inputs=(busybox, gcc_toolchain, cmake, make, python, glibc),
-    env={"optimize": "-O2", "targets": "all"},
-    profiles={"fast": {"optimize": "-O1", "targets": "X86"}},
-    libc=glibc,
-    # its Python tools (git-clang-format, hmaptool, opt-viewer) name /usr/bin/env python(3)
-    shebangs=dict.fromkeys(PYTHON_NAMES, (python, "bin/python3")),
-    allowed_host_paths=CLANG_DRIVER + LLD_DEFAULTS + LLVM_DEBUG,
-)
 
-toolchain = toolchain_package(llvm)
+def llvm_project(
+    project: str,
+    needs: tuple[Package, ...] = (),
+    env: dict[str, str] | None = None,
+    fast: dict[str, str] | None = None,
+    allowed: tuple[str, ...] = (),
+) -> Package:
+    """One project of the LLVM monorepo (llvm-project.sh), by the stage-6 toolchain at -O2
+    (-O1 in the fast profile), for the store's glibc."""
+    return Package(
+        project,
+        "15.0.6",
+        "llvm-project.sh",
+        sources=(LLVM_SOURCE,),
+        inputs=(busybox, gcc_toolchain, cmake, make, python, glibc, *needs),
+        env={"project": project, "optimize": "-O2", **(env or {})},
+        profiles={"fast": {"optimize": "-O1", **(fast or {})}},
+        libc=glibc,
+        # Python tools (opt-viewer, git-clang-format, hmaptool) name /usr/bin/env python(3)
+        shebangs=dict.fromkeys(PYTHON_NAMES, (python, "bin/python3")),
+        allowed_host_paths=allowed,
+    )
 
-PACKAGES = (cmake, llvm, toolchain)
+
+# every code generator by default; the fast profile builds X86 only
+llvm = llvm_project("llvm", env={"targets": "all"}, fast={"targets": "X86"}, allowed=LLVM_DEBUG)
+clang = llvm_project("clang", needs=(llvm,), allowed=CLANG_DRIVER)
+lld = llvm_project("lld", needs=(llvm,), allowed=LLD_DEFAULTS)
+
+toolchain = toolchain_package(llvm, clang, lld)
+
+PACKAGES = (cmake, llvm, clang, lld, toolchain)

@@ -610,6 +610,8 @@ def test_final_toolchain_describes_both_compilers_and_holds_no_seed(built7):
     descriptor = json.loads((store.real_path(toolchain) / "toolchain.json").read_text())
     assert {"cc", "c++", "clang", "clang++", "ld", "ld.lld", "llvm-ar"} <= set(descriptor["tools"])
     assert descriptor["clang"]["version"] == "15.0.6"
+    linked = os.readlink(store.real_path(toolchain) / "bin/ld.lld")
+    assert linked == f"{descriptor['clang']['lld']}/bin/ld.lld"
     cmake = (store.real_path(toolchain) / "share/toolchain/toolchain-clang.cmake").read_text()
     assert f"set(CMAKE_CXX_COMPILER {toolchain}/bin/clang++)" in cmake
     _check_no_seed_in_closure(root, toolchain)

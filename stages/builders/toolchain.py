@@ -5,10 +5,10 @@ compiler's own shared runtime libraries (libstdc++, libgcc_s), through a specs f
 programs they link load everything from the store. The dynamic loader, the store glibc's, is
 the compiler's default.
 
-clang (when the toolchain has LLVM) knows nothing of the store, so its wrappers (`clang`,
-`clang++`) pass all of it: the sysroot (the store's glibc), the gcc installation whose
-libstdc++, libgcc and start files it uses, the loader (`--dyld-prefix`: glibc's `lib64/`), and
-the same RUNPATH when they link. clang links with lld.
+clang (when the toolchain has LLVM, clang and lld) knows nothing of the store, so its wrappers
+(`clang`, `clang++`) pass all of it: the sysroot (the store's glibc), the gcc installation
+whose libstdc++, libgcc and start files it uses, the loader (`--dyld-prefix`: glibc's
+`lib64/`), and when they link, lld (`--ld-path`, a store path of its own) and the same RUNPATH.
 """
 
 import argparse
@@ -17,8 +17,10 @@ from pathlib import Path
 
 TRIPLE = "x86_64-pc-linux-gnu"
 BINUTILS = ("ld", "as", "ar", "nm", "ranlib", "objcopy", "objdump", "readelf", "strip", "size")
-LLVM_TOOLS = ("ld.lld", "llvm-ar", "llvm-nm", "llvm-ranlib", "llvm-objcopy", "llvm-objdump")
+LLVM_TOOLS = ("llvm-ar", "llvm-nm", "llvm-ranlib", "llvm-objcopy", "llvm-objdump")
 LLVM_TOOLS += ("llvm-readelf", "llvm-strip", "llvm-size", "llvm-symbolizer")
+LLD_TOOLS = ("ld.lld",)
+LLVM_PROJECTS = ("llvm", "clang", "lld")
 # options after which clang does not link (so a linker option would be "unused")
 NO_LINK = ("-c", "-S", "-E", "-M", "-MM", "-fsyntax-only")
 
@@ -53,19 +55,20 @@ def write_gcc_wrappers(out: Path, gcc: Path, shell: str) -> dict[str, str]:
 
 
 def write_clang_wrappers(
-    out: Path, llvm: Path, gcc: Path, glibc: Path, shell: str
+    out: Path, llvm: dict[str, Path], gcc: Path, glibc: Path, shell: str
 ) -> dict[str, str]:
     store_flags = f"--sysroot={glibc} --gcc-toolchain={gcc} --dyld-prefix={glibc}"
+    link_flags = f"--ld-path={llvm['lld']}/bin/ld.lld -Wl,-rpath,{runtime_dir(gcc)}"
     tools = {}
     for name in ("clang", "clang++"):
-        driver = f"{llvm}/bin/{name} {store_flags}"
+        driver = f"{llvm['clang']}/bin/{name} {store_flags}"
         tools[name] = write_script(
             out / "bin" / name,
             f"#!{shell}\n"
             'for arg in "$@"; do\n'
             f'    case "$arg" in {" | ".join(NO_LINK)}) exec {driver} "$@" ;; esac\n'
             "done\n"
-            f'exec {driver} -Wl,-rpath,{runtime_dir(gcc)} "$@"\n',
+            f'exec {driver} {link_flags} "$@"\n',
         )
     return tools
 
@@ -120,7 +123,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="write the toolchain store path")
     for name in ("out", "shell", "system", "gcc", "binutils", "glibc"):
         parser.add_argument(f"--{name}", required=True)
-    parser.add_argument("--llvm", help="LLVM with clang and lld (optional)")
+    for name in LLVM_PROJECTS:
+        parser.add_argument(f"--{name}", help=f"{name} of LLVM (optional; all three or none)")
     return parser.parse_args()
 
 
@@ -128,12 +132,18 @@ def version_of(package: Path) -> str:
     return package.name.rsplit("-", 1)[1]
 
 
-def add_clang(descriptor: dict, out: Path, llvm: Path, gcc: Path, glibc: Path, shell: str) -> None:
+def add_clang(
+    descriptor: dict, out: Path, llvm: dict[str, Path], gcc: Path, glibc: Path, shell: str
+):
+    """`llvm` holds the three projects' paths (llvm, clang, lld)."""
     tools = descriptor["tools"]
-    tools |= write_clang_wrappers(out, llvm, gcc, glibc, shell) | link_tools(out, llvm, LLVM_TOOLS)
+    tools |= write_clang_wrappers(out, llvm, gcc, glibc, shell)
+    tools |= link_tools(out, llvm["llvm"], LLVM_TOOLS) | link_tools(out, llvm["lld"], LLD_TOOLS)
     descriptor["clang"] = {
-        "version": version_of(llvm),
-        "path": str(llvm),
+        "version": version_of(llvm["clang"]),
+        "path": str(llvm["clang"]),
+        "lld": str(llvm["lld"]),
+        "llvm": str(llvm["llvm"]),
         "dynamicLinker": str(glibc / "lib64" / "ld-linux-x86-64.so.2"),
         "cmakeToolchainFile": str(write_cmake(out, tools, CLANG_ROLES, "-clang")),
         "mesonNativeFile": str(write_meson(out, tools, CLANG_ROLES, "-clang")),
@@ -162,8 +172,9 @@ def main() -> None:
         "cmakeToolchainFile": str(write_cmake(out, tools, GCC_ROLES, "")),
         "mesonNativeFile": str(write_meson(out, tools, GCC_ROLES, "")),
     }
-    if args.llvm:
-        add_clang(descriptor, out, Path(args.llvm), gcc, glibc, args.shell)
+    llvm = {name: Path(path) for name in LLVM_PROJECTS if (path := getattr(args, name))}
+    if llvm:
+        add_clang(descriptor, out, llvm, gcc, glibc, args.shell)
     # what the toolchain runs with (its own path's NAR hash is known only once it is built)
     descriptor["closure"] = merged_closure()
     (out / "toolchain.json").write_text(json.dumps(descriptor, indent=2) + "\n")

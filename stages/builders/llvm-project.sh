@@ -1,0 +1,45 @@
+# One project of LLVM 15 from its monorepo tarball ($project: llvm, clang or lld), by the
+# stage-6 toolchain's c++ (gcc for glibc): programs for the store's glibc. `llvm` is the
+# libraries (one shared libLLVM, which everything else links), the llvm-* tools and the
+# llvm-tblgen the others generate code with; clang and lld are built standalone against that
+# installed LLVM (its CMake package), each a store path of its own, so a later run resumes
+# after whichever finished. cmake gives their programs RUNPATH $ORIGIN/../lib and, standalone,
+# LLVM's lib/; libstdc++ is found through the c++ wrapper's RUNPATH. $optimize is the
+# optimisation of LLVM's own code. No assertions, tests, examples, docs or bindings.
+unpack_sources
+src=$(ls -d llvm-* | head -n 1)
+case "$project" in
+    llvm)
+        # $targets lists the code generators
+        set -- -DLLVM_TARGETS_TO_BUILD="$targets" \
+            -DLLVM_HOST_TRIPLE=x86_64-pc-linux-gnu -DLLVM_DEFAULT_TARGET_TRIPLE=x86_64-pc-linux-gnu \
+            -DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON -DLLVM_ENABLE_ASSERTIONS=OFF \
+            -DLLVM_INCLUDE_TESTS=OFF -DLLVM_INCLUDE_BENCHMARKS=OFF -DLLVM_INCLUDE_EXAMPLES=OFF \
+            -DLLVM_INCLUDE_DOCS=OFF -DLLVM_ENABLE_BINDINGS=OFF -DLLVM_ENABLE_TERMINFO=OFF \
+            -DLLVM_ENABLE_ZLIB=OFF -DLLVM_ENABLE_ZSTD=OFF -DLLVM_ENABLE_LIBXML2=OFF \
+            -DLLVM_ENABLE_LIBEDIT=OFF -DLLVM_ENABLE_LIBPFM=OFF \
+            -DLLVM_BUILD_UTILS=ON -DLLVM_INSTALL_UTILS=OFF # installs llvm-tblgen, not the rest
+        ;;
+    clang)
+        # clang links with lld by default; no static analyzer (its scan-build scripts are Perl,
+        # which the chain does not have)
+        set -- -DLLVM_DIR="$(input llvm)/lib/cmake/llvm" -DCLANG_LINK_CLANG_DYLIB=ON \
+            -DCLANG_DEFAULT_LINKER=lld -DCLANG_INCLUDE_TESTS=OFF -DCLANG_INCLUDE_DOCS=OFF \
+            -DCLANG_ENABLE_ARCMT=OFF -DCLANG_ENABLE_STATIC_ANALYZER=OFF
+        ;;
+    lld)
+        set -- -DLLVM_DIR="$(input llvm)/lib/cmake/llvm" -DLLVM_INCLUDE_TESTS=OFF
+        ;;
+    *)
+        echo "llvm-project.sh: project must be llvm, clang or lld, not '$project'" >&2
+        exit 1
+        ;;
+esac
+cmake -S "$src/$project" -B build -G "Unix Makefiles" -Wno-dev \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out" \
+    -DCMAKE_C_COMPILER=cc -DCMAKE_CXX_COMPILER=c++ -DCMAKE_AR="$(command -v ar)" \
+    -DCMAKE_C_FLAGS_RELEASE="$optimize -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="$optimize -DNDEBUG" \
+    -DPython3_EXECUTABLE="$(input python)/bin/python3" "$@" \
+    > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
+make -C build -j"$BOOTSTRAP_CORES"
+make -C build install
