@@ -62,8 +62,10 @@ def _prefill_cache(cache: Path, sources: list[Source]) -> None:
     local = Fetcher(cache_dir=cache, progress=False)
     cache.mkdir(parents=True, exist_ok=True)
     for source in sources:
-        cached = shared.download(list(source.urls), source.hash, source.name)
         target = local.cache_path(source.hash)
+        if target.exists():
+            continue
+        cached = shared.download(list(source.urls), source.hash, source.name)
         try:
             os.link(cached, target)
         except OSError:
