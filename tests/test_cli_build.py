@@ -102,6 +102,12 @@ def test_run_show_graph_log(tmp_path):
     shown = run_cli("show", "--stages", stages, env=env).stdout.decode()
     assert shown.count("built") == 3 and shown.count("missing") == 1
 
+    # while another process builds greet (holds its lock), show says so
+    greet = next(line.split()[-1] for line in shown.splitlines() if "greet-2.0" in line)
+    with Store(tmp_path / "root").lock(greet):
+        shown = run_cli("show", "--stages", stages, env=env).stdout.decode()
+    assert next(line for line in shown.splitlines() if "greet-2.0" in line).split()[2] == "building"
+
     full = run_cli("run", "--stages", stages, "--out-link", tmp_path / "result", env=env)
     assert b"1 built, 3 reused" in full.stdout
     assert (tmp_path / "result").read_text() == "hello, world\n"

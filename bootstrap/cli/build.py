@@ -12,6 +12,7 @@ from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines
 from bootstrap.build import BuildOptions, log_path, outputs_valid
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.scheduler import BuildGraph, Scheduler
@@ -69,7 +70,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--no-out-link", action="store_true", help="create no out link")
     run.set_defaults(func=run_run)
 
-    show = commands.add_parser("show", help="list what a target builds, from what, and status")
+    show = commands.add_parser(
+        "show",
+        help="list what a target builds, from what, and status",
+        description="List every derivation of the target's stages in build order, with its "
+        "status: built, building (another process holds its lock) or missing.",
+    )
     add_target_options(show)
     show.set_defaults(func=run_show)
 
@@ -149,13 +155,19 @@ def run_show(args: argparse.Namespace) -> int:
     graph = plan.graph
     order = graph.topological()
     width = max([len("package"), *(len(graph.derivations[p].name) for p in order)])
-    print(f"{'stage':<10} {'package':<{width}} {'status':<8} output")
+    print(f"{'stage':<10} {'package':<{width}} {'status':<9} output")
     for path in order:
         drv = graph.derivations[path]
-        status = "built" if outputs_valid(store, drv) else "missing"
+        status = _status(store, drv)
         stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
-        print(f"{stage:<10} {drv.name:<{width}} {status:<8} {drv.outputs['out'].path}")
+        print(f"{stage:<10} {drv.name:<{width}} {status:<9} {drv.outputs['out'].path}")
     return 0
+
+
+def _status(store: Store, drv: Derivation) -> str:
+    if outputs_valid(store, drv):
+        return "built"
+    return "building" if store.is_locked(drv.outputs["out"].path) else "missing"
 
 
 def run_graph(args: argparse.Namespace) -> int:

@@ -99,6 +99,15 @@ class Store:
         hash_part, _ = split_store_path(store_path, self.store_dir)
         return file_lock(self.state_dir / "locks" / f"{hash_part}.lock")
 
+    def is_locked(self, store_path: str) -> bool:
+        """True if some process holds the lock of `store_path` (it is being added or built)."""
+        hash_part, _ = split_store_path(store_path, self.store_dir)
+        lock_file = self.state_dir / "locks" / f"{hash_part}.lock"
+        if not lock_file.exists():
+            return False
+        with file_lock(lock_file, blocking=False) as got:
+            return not got
+
     def gc_guard(self, exclusive: bool = False, blocking: bool = True) -> Iterator[bool]:
         """Held shared by anything that adds or uses paths; exclusively by the collector."""
         return file_lock(self.state_dir / "gc.lock", shared=not exclusive, blocking=blocking)
