@@ -92,6 +92,9 @@ class Scheduler:
     max_jobs: int = 1
     keep_going: bool = False
     progress: bool | None = None
+    # without a progress bar, a build says at most this often how long it has run and what its
+    # log last said (a line on stderr), so a long build in a CI log shows it is alive
+    heartbeat_seconds: float = 300.0
 
     def realise(self, graph: BuildGraph) -> Summary:
         """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
@@ -195,8 +198,21 @@ class Scheduler:
 
     def _line_sink(self, bar: tqdm, name: str):
         if bar.disable:
-            return None
+            return self._heartbeat(name)
         return lambda line: bar.set_postfix_str(f"{name}: {line[:60]}", refresh=True)
+
+    def _heartbeat(self, name: str):
+        start = last = time.monotonic()
+
+        def sink(line: str) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= self.heartbeat_seconds:
+                last = now
+                minutes = (now - start) / 60
+                print(f"  {name}: {minutes:.0f} min, at: {line[:80]}", file=sys.stderr, flush=True)
+
+        return sink
 
     def _say(self, bar: tqdm, message: str) -> None:
         if bar.disable:

@@ -104,6 +104,15 @@ def test_chain_builds_with_references_logs_and_reuse(store, tmp_path):
     assert verify_store(store).ok
 
 
+def test_without_a_progress_bar_a_build_reports_how_long_it_has_run(store, tmp_path, capsys):
+    _seed, _hello, user = chain(tmp_path)
+    graph = evaluate(store, tmp_path, user)
+    scheduler = make_scheduler(store, tmp_path, heartbeat_seconds=0)
+    assert scheduler.realise(graph).ok
+    # user.sh applies its patch, and the prelude says so
+    assert "  user-1.0: 0 min, at: applying fix.patch" in capsys.readouterr().err.splitlines()
+
+
 def test_builds_are_bit_identical_in_two_stores(tmp_path):
     hashes = []
     for where in ("one", "two"):
