@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import traceback
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,8 +139,21 @@ def _load_stages_package(stages_dir: Path):
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules["stages"] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # a recipe author's mistake: one line that says where
+        where = _recipe_line(err, stages_dir.resolve()) or init
+        raise BootstrapError(f"{where}: {type(err).__name__}: {err}") from None
     return module
+
+
+def _recipe_line(err: Exception, stages_dir: Path) -> str | None:
+    """FILE:LINE in `stages_dir` where loading the recipes failed: the innermost such frame."""
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    frames = traceback.extract_tb(err.__traceback__)
+    inside = [f for f in frames if Path(f.filename).resolve().is_relative_to(stages_dir)]
+    return f"{inside[-1].filename}:{inside[-1].lineno}" if inside else None
 
 
 class Evaluator:

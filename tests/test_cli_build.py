@@ -200,3 +200,15 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_next_run_finishes(tmp_path):
     assert not any(p.endswith("-greet-2.0") for p in store.all_paths())
     script.write_text(script.read_text().removeprefix("sleep 300\n"))
     assert b"1 built, 3 reused" in run_cli(*run[3:], env=env).stdout
+
+
+def test_a_mistake_in_the_recipes_is_one_line_naming_the_file_and_line(tmp_path):
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    (stages / "__init__.py").write_text("from stages import stage1\nTARGETS = {}\n")
+    (stages / "stage1.py").write_text("from bootstrap.recipe import Package\nbusybox = Pakage()\n")
+    result = run_cli("show", "--stages", stages, check=False, env=cli_env(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"bootstrap: error: {stages}/stage1.py:2: NameError: name 'Pakage' is not defined\n"
+    )
