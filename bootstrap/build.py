@@ -38,6 +38,7 @@ LOG_TAIL_LINES = 25
 EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
 # env key: the loader the fix-up gives dynamic outputs (`$out/...` names the build's own output)
 FIXUP_INTERPRETER = "fixupInterpreter"
+# env key: `program=path ...`, the store programs `#!` lines naming a host program get instead
 FIXUP_SHEBANGS = "fixupShebangs"
 
 
