@@ -97,6 +97,16 @@ GCC_DRIVER_LOADERS = (
 # for separate debug info under /usr/lib/debug; it reads nothing there otherwise.
 LIBBACKTRACE_DEBUG = ("/usr/lib/debug/", "/usr/lib/debug/.build-id/")
 
+# gcc for glibc (stage 6): its driver's specs name the musl loaders behind -mmusl (as the
+# musl-targeting gcc's name glibc's), and its libbacktrace builds "/usr/lib/debug" in registers,
+# which reads as `/usr/libH` (the next instruction's first byte).
+GCC_DRIVER_MUSL_LOADERS = (
+    "/lib/ld-musl-i386.so.1",
+    "/lib/ld-musl-x86_64.so.1",
+    "/lib/ld-musl-x32.so.1",
+)
+LIBBACKTRACE_DEBUG_INLINE = ("/usr/libH",)
+
 # Python 3.11, a static interpreter: getpath (frozen into it) joins suffixes such as
 # /lib/python3.11 and /bin/python to its own prefix, and site's docstring (frozen too) names
 # example /usr/local paths, as python3-config's shell code names its suffixes. In the standard

@@ -7,8 +7,10 @@ libstdc++ and libgcc_s first). Then `toolchain`, the one store path handed to a 
 from bootstrap.recipe import Package
 from stages.host_paths import (
     GCC_DRIVER_LOADERS,
+    GCC_DRIVER_MUSL_LOADERS,
     GCC_SYSROOT_RELATIVE,
     LIBBACKTRACE_DEBUG,
+    LIBBACKTRACE_DEBUG_INLINE,
     LIBIBERTY_TMP,
     MUSL_STATIC,
 )
@@ -27,7 +29,13 @@ gcc = Package(
     profiles={"fast": {"hostOptimize": "-O1"}},
     libc=glibc,
     allowed_host_paths=(
-        MUSL_STATIC + LIBIBERTY_TMP + GCC_SYSROOT_RELATIVE + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG
+        MUSL_STATIC
+        + LIBIBERTY_TMP
+        + GCC_SYSROOT_RELATIVE
+        + GCC_DRIVER_LOADERS
+        + GCC_DRIVER_MUSL_LOADERS
+        + LIBBACKTRACE_DEBUG
+        + LIBBACKTRACE_DEBUG_INLINE
     ),
 )
 

@@ -42,7 +42,9 @@ def write_script(path: Path, text: str) -> str:
 def write_gcc_wrappers(out: Path, gcc: Path, shell: str) -> dict[str, str]:
     specs = out / "lib" / "rpath.specs"
     specs.parent.mkdir(parents=True)
-    specs.write_text(f"*link:\n+ %{{!static:%{{!static-pie:-rpath {runtime_dir(gcc)}}}}}\n\n")
+    # binutils' ld writes DT_RPATH by default; --enable-new-dtags makes every -rpath a RUNPATH
+    rpath = f"--enable-new-dtags -rpath {runtime_dir(gcc)}"
+    specs.write_text(f"*link:\n+ %{{!static:%{{!static-pie:{rpath}}}}}\n\n")
     tools = {
         name: write_script(
             out / "bin" / name, f'#!{shell}\nexec {gcc}/bin/{driver} -specs={specs} "$@"\n'
