@@ -96,17 +96,19 @@ class Store:
     # -- locking -------------------------------------------------------------------------
     def lock(self, store_path: str) -> Iterator[bool]:
         """Exclusive lock on one store path while it is added or built."""
-        hash_part, _ = split_store_path(store_path, self.store_dir)
-        return file_lock(self.state_dir / "locks" / f"{hash_part}.lock")
+        return file_lock(self._lock_file(store_path))
 
     def is_locked(self, store_path: str) -> bool:
         """True if some process holds the lock of `store_path` (it is being added or built)."""
-        hash_part, _ = split_store_path(store_path, self.store_dir)
-        lock_file = self.state_dir / "locks" / f"{hash_part}.lock"
+        lock_file = self._lock_file(store_path)
         if not lock_file.exists():
             return False
         with file_lock(lock_file, blocking=False) as got:
             return not got
+
+    def _lock_file(self, store_path: str) -> Path:
+        hash_part, _ = split_store_path(store_path, self.store_dir)
+        return self.state_dir / "locks" / f"{hash_part}.lock"
 
     def gc_guard(self, exclusive: bool = False, blocking: bool = True) -> Iterator[bool]:
         """Held shared by anything that adds or uses paths; exclusively by the collector."""

@@ -136,7 +136,7 @@ def version_of(package: Path) -> str:
 
 def add_clang(
     descriptor: dict, out: Path, llvm: dict[str, Path], gcc: Path, glibc: Path, shell: str
-):
+) -> None:
     """`llvm` holds the three projects' paths (llvm, clang, lld)."""
     tools = descriptor["tools"]
     tools |= write_clang_wrappers(out, llvm, gcc, glibc, shell)
