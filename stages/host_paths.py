@@ -155,6 +155,9 @@ GLIBC_DEFAULTS = (
 # library directories, start files, gcc installations and loaders. It looks for them under the
 # sysroot (the toolchain's wrappers always pass the store's glibc) and never loads them itself.
 CLANG_DRIVER = (
+    "/bin",
+    "/lib",
+    "/lib/gcc",
     "/lib/i386-gnu",
     "/lib/ld-ananas.so",
     "/lib/ld-musl-",
@@ -163,13 +166,16 @@ CLANG_DRIVER = (
     "/lib/mips64-linux-gnu",
     "/lib/mips64el-linux-gnu",
     "/lib/powerpc-linux-gnuspe",
+    "/lib32",
     "/lib64",
     "/libx32",
+    "/usr",
     "/usr/",
     "/usr/avr",
     "/usr/bin/ld",
     "/usr/gcc",
     "/usr/gnu/include/c++/4.4.3",
+    "/usr/include",
     "/usr/include/",
     "/usr/include/c++",
     "/usr/include/c++/4.2",
@@ -211,11 +217,25 @@ CLANG_DRIVER = (
     "/usr/pkg/compiler-rt/lib",
 )
 
-# libLLVM's symbolizer and debuginfod client look for separate debug info under /usr/lib/debug
-LLVM_DEBUG = ("/usr/lib/debug",)
+# libLLVM's symbolizer looks for separate debug info under /usr/lib/debug; llvm-config appends
+# "/bin" and "/lib" to its own prefix (the store path it runs from).
+LLVM_STRINGS = ("/usr/lib/debug", "/bin", "/lib")
 
-# lld: its default library directories for -lNAME when no -L finds it (clang always passes -L)
-LLD_DEFAULTS = ("/lib", "/usr/lib", "/usr/local/lib", "/lib64", "/usr/lib64")
+# lld's ELF port has no default directories; its other ports, linked into the same program,
+# know macOS (Mach-O: the library directories /usr/lib and /usr/local/lib, the dyld loader path,
+# three libSystem dylibs and two daemons ld64 treats specially) and Windows (COFF: a first
+# argument "/lib" makes lld-link act as lib.exe).
+LLD_PORTS = (
+    "/lib",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/usr/lib/dyld",
+    "/usr/lib/system/libsystem_kernel.dylib",
+    "/usr/lib/system/libsystem_platform.dylib",
+    "/usr/lib/system/libsystem_pthread.dylib",
+    "/usr/libexec/locationd",
+    "/usr/libexec/terminusd",
+)
 
 # CMake's find_* commands and generators know the conventional prefixes of many systems
 # (/usr, /usr/local, X11 and OpenGL directories, /usr/lib64/ and /usr/libx32/ library

@@ -10,8 +10,8 @@ from bootstrap.recipe import Package
 from stages.host_paths import (
     CLANG_DRIVER,
     CMAKE_SEARCH_DEFAULTS,
-    LLD_DEFAULTS,
-    LLVM_DEBUG,
+    LLD_PORTS,
+    LLVM_STRINGS,
     MUSL_STATIC,
 )
 from stages.stage1 import busybox, linux_headers, make
@@ -65,9 +65,9 @@ def llvm_project(
 
 
 # every code generator by default; the fast profile builds X86 only
-llvm = llvm_project("llvm", env={"targets": "all"}, fast={"targets": "X86"}, allowed=LLVM_DEBUG)
+llvm = llvm_project("llvm", env={"targets": "all"}, fast={"targets": "X86"}, allowed=LLVM_STRINGS)
 clang = llvm_project("clang", needs=(llvm,), allowed=CLANG_DRIVER)
-lld = llvm_project("lld", needs=(llvm,), allowed=LLD_DEFAULTS)
+lld = llvm_project("lld", needs=(llvm,), allowed=LLD_PORTS)
 
 toolchain = toolchain_package(llvm, clang, lld)
 

@@ -13,6 +13,7 @@ import pytest
 
 from bootstrap.audit.hermetic import (
     AuditedPath,
+    HostReference,
     ViolationKind,
     audit_hermetic,
     host_references,
@@ -30,6 +31,7 @@ from tests.test_elf_programs import (
     FakeStore,
     Programs,
     fix_all,
+    gcc,
     host_built_store,
 )
 from tests.test_elf_programs import programs as programs
@@ -137,7 +139,37 @@ def test_host_strings_in_binaries_and_scripts(store: FakeStore, programs: Progra
     ],
 )
 def test_host_reference_strings(data: bytes, expected: list[str]) -> None:
-    assert list(host_references(data)) == expected
+    assert list(host_references(data)) == [HostReference(text) for text in expected]
+
+
+# gcc -O2 stores this 15-byte string with two `movabs $imm64` (48 b8 "/usr/lib", 48 b8
+# "b/debug\0"), so the file holds "/usr/lib" followed by the next instruction's bytes
+# ("/usr/libH" as text), not the string itself
+PIECES_SOURCE = """#include <string.h>
+char debug_dir[32];
+int main(void) { memcpy(debug_dir, "/usr/lib/debug", 15); return debug_dir[1]; }
+"""
+
+
+@pytest.mark.parametrize(
+    ("allowed", "expected"),
+    [((), {"/usr/lib"}), (("/usr/lib/debug",), set()), (("/usr/lib/debug/x",), set())],
+)
+def test_a_string_written_in_8_byte_pieces_is_allowed_by_the_whole_string(
+    tmp_path: Path, allowed: tuple[str, ...], expected: set[str]
+) -> None:
+    logical = f"{STORE_DIR}/{'p' * 32}-pieces"
+    physical = tmp_path / logical.removeprefix(STORE_DIR + "/")
+    (physical / "bin").mkdir(parents=True)
+    (tmp_path / "pieces.c").write_text(PIECES_SOURCE)
+    gcc("-O2", "-o", physical / "bin/pieces", tmp_path / "pieces.c")
+    data = (physical / "bin/pieces").read_bytes()
+    assert HostReference("/usr/lib", piece=True) in host_references(data)
+    path_map = PathMap.of([(STORE_DIR, tmp_path)])
+    violations = audit_hermetic(
+        [AuditedPath(logical, physical)], {logical}, STORE_DIR, path_map, allowed
+    )
+    assert {v.value for v in violations if v.kind is K.HOST_REFERENCE} == expected
 
 
 def test_unreadable_elf_is_a_violation(store: FakeStore) -> None:

@@ -43,16 +43,36 @@ _CANDIDATE = re.compile(rb"(?:%s)(?![%s])|(?:%s)" % (_TOPS, _NAME_CHARS, _FILES)
 _REST_OF_PATH = re.compile(rb"[%s@%%=/]*" % _NAME_CHARS)
 _PATH_BYTES = frozenset(re.sub(rb"[^%s/]" % _NAME_CHARS, b"", bytes(range(128))))
 _LETTERS = frozenset(re.sub(rb"[^A-Za-z]", b"", bytes(range(128))))
+_MOVABS_BYTES = 8
 
 
-def host_references(data: bytes) -> Iterator[str]:
+@dataclass(frozen=True)
+class HostReference:
+    """A host path named in a file. A `piece` is the 8-byte operand of an x86-64 `movabs`:
+    compilers write a short string constant into memory 8 bytes at a time, so only `text` is
+    the string's, and the bytes after it are the next instruction's."""
+
+    text: str
+    piece: bool = False
+
+
+def host_references(data: bytes) -> Iterator[HostReference]:
     """Host paths named in `data`: each starts a path (not inside a longer one, such as a store
     path's .../usr/lib) or follows a one-letter option (-L/usr/lib)."""
     for match in _CANDIDATE.finditer(data):
         start = match.start()
         if _starts_path(data, start):
             end = _REST_OF_PATH.match(data, match.end()).end()
-            yield data[start:end].decode("utf-8", "surrogateescape")
+            piece = _is_movabs_operand(data, start) and end > start + _MOVABS_BYTES
+            if piece:
+                end = start + _MOVABS_BYTES
+            yield HostReference(data[start:end].decode("utf-8", "surrogateescape"), piece)
+
+
+def _is_movabs_operand(data: bytes, start: int) -> bool:
+    """Whether `start` follows the opcode of `movabs $imm64, %reg`: REX.W (0x48, or 0x49 for
+    %r8-%r15), then 0xB8 plus the register number."""
+    return start >= 2 and data[start - 2] in (0x48, 0x49) and 0xB8 <= data[start - 1] <= 0xBF
 
 
 def _starts_path(data: bytes, start: int) -> bool:
@@ -182,10 +202,16 @@ class _Auditor:
 
     def _host_references(self, physical: Path, logical: str, skip: set[str]) -> list[Violation]:
         found: dict[str, None] = {}
-        for text in host_references(physical.read_bytes()):
-            if text not in self.allowed and text not in skip:
-                found.setdefault(text)
+        for reference in host_references(physical.read_bytes()):
+            if reference.text not in skip and not self._is_allowed(reference):
+                found.setdefault(reference.text)
         return [Violation(ViolationKind.HOST_REFERENCE, logical, text) for text in found]
+
+    def _is_allowed(self, reference: HostReference) -> bool:
+        """Whether `reference` is an allowed string or a `piece` (8 bytes) of one."""
+        if reference.text in self.allowed:
+            return True
+        return reference.piece and any(reference.text in allowed for allowed in self.allowed)
 
 
 def render_table(violations: Sequence[Violation]) -> str:

@@ -10,7 +10,9 @@ unpack_sources
 src=$(ls -d llvm-* | head -n 1)
 case "$project" in
     llvm)
-        # $targets lists the code generators
+        # $targets lists the code generators; not built: llvm-exegesis (a benchmark tool
+        # that tells users to run /usr/bin/objdump) and llvm-libtool-darwin (macOS's libtool,
+        # which searches /usr/lib and /usr/local/lib)
         set -- -DLLVM_TARGETS_TO_BUILD="$targets" \
             -DLLVM_HOST_TRIPLE=x86_64-pc-linux-gnu -DLLVM_DEFAULT_TARGET_TRIPLE=x86_64-pc-linux-gnu \
             -DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON -DLLVM_ENABLE_ASSERTIONS=OFF \
@@ -18,6 +20,7 @@ case "$project" in
             -DLLVM_INCLUDE_DOCS=OFF -DLLVM_ENABLE_BINDINGS=OFF -DLLVM_ENABLE_TERMINFO=OFF \
             -DLLVM_ENABLE_ZLIB=OFF -DLLVM_ENABLE_ZSTD=OFF -DLLVM_ENABLE_LIBXML2=OFF \
             -DLLVM_ENABLE_LIBEDIT=OFF -DLLVM_ENABLE_LIBPFM=OFF \
+            -DLLVM_TOOL_LLVM_EXEGESIS_BUILD=OFF -DLLVM_TOOL_LLVM_LIBTOOL_DARWIN_BUILD=OFF \
             -DLLVM_BUILD_UTILS=ON -DLLVM_INSTALL_UTILS=OFF # installs llvm-tblgen, not the rest
         ;;
     clang)
