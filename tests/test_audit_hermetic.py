@@ -1,4 +1,4 @@
-"""The hermeticity audit on a fake store of real gcc builds: host-linked outputs show every
+"""The hermeticity audit on a store tree of real gcc builds: host-linked outputs show every
 kind of violation, fixed-up outputs show none, and the CLI exits accordingly."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from tests.test_elf_programs import (
     HELLO,
     LD_SO,
     STORE_DIR,
-    FakeStore,
     Programs,
+    StoreTree,
     fix_all,
     gcc,
     host_built_store,
@@ -42,7 +42,7 @@ PROGRAMS = ("hello-pie", "hello-nopie")
 
 
 @pytest.fixture
-def store(tmp_path: Path, programs: Programs) -> FakeStore:
+def store(tmp_path: Path, programs: Programs) -> StoreTree:
     """The host-built store plus a script and a data file."""
     store = host_built_store(tmp_path / "store", programs)
     store.real(f"{GREET}/lib/libgreet.so").symlink_to("libgreet.so.1")
@@ -52,7 +52,7 @@ def store(tmp_path: Path, programs: Programs) -> FakeStore:
     return store
 
 
-def _audit(store: FakeStore, outputs=(GREET, HELLO), closure=CLOSURE, allowed=()):
+def _audit(store: StoreTree, outputs=(GREET, HELLO), closure=CLOSURE, allowed=()):
     audited = [AuditedPath(output, store.real(output)) for output in outputs]
     return audit_hermetic(audited, closure, STORE_DIR, store.path_map, allowed)
 
@@ -61,7 +61,7 @@ def _summary(violations) -> set[tuple[ViolationKind, str, str]]:
     return {(v.kind, v.file.rsplit("/", 1)[-1], v.value) for v in violations}
 
 
-def test_host_linked_outputs_violate(store: FakeStore) -> None:
+def test_host_linked_outputs_violate(store: StoreTree) -> None:
     assert _summary(_audit(store)) == {
         *_for_both_programs(
             (K.INTERPRETER_OUTSIDE_STORE, "/lib64/ld-linux-x86-64.so.2"),
@@ -77,12 +77,12 @@ def _for_both_programs(*findings: tuple[ViolationKind, str]) -> set[tuple[Violat
     return {(kind, name, value) for name in PROGRAMS for kind, value in findings}
 
 
-def test_fixed_outputs_are_hermetic(store: FakeStore) -> None:
+def test_fixed_outputs_are_hermetic(store: StoreTree) -> None:
     fix_all(store)
     assert _audit(store) == []
 
 
-def test_closure_must_hold_what_is_used(store: FakeStore) -> None:
+def test_closure_must_hold_what_is_used(store: StoreTree) -> None:
     fix_all(store)
     assert _summary(_audit(store, closure=CLOSURE - {GLIBC, DASH})) == {
         *_for_both_programs(
@@ -96,7 +96,7 @@ def test_closure_must_hold_what_is_used(store: FakeStore) -> None:
     }
 
 
-def test_missing_interpreter_and_host_runpath(store: FakeStore, programs: Programs) -> None:
+def test_missing_interpreter_and_host_runpath(store: StoreTree, programs: Programs) -> None:
     fix_all(store)
     store.real(f"{DASH}/bin/sh").unlink()
     store.add(f"{HELLO}/bin/hello-rpath", programs.with_rpath)
@@ -106,7 +106,7 @@ def test_missing_interpreter_and_host_runpath(store: FakeStore, programs: Progra
     assert (K.RUNPATH_OUTSIDE_STORE, "hello-rpath", "/opt/greet") in found
 
 
-def test_host_strings_in_binaries_and_scripts(store: FakeStore, programs: Programs) -> None:
+def test_host_strings_in_binaries_and_scripts(store: StoreTree, programs: Programs) -> None:
     fix_all(store)
     store.add(f"{HELLO}/bin/hello-host", programs.with_host_string)
     script = store.real(f"{HELLO}/bin/run.sh")
@@ -172,7 +172,7 @@ def test_a_string_written_in_8_byte_pieces_is_allowed_by_the_whole_string(
     assert {v.value for v in violations if v.kind is K.HOST_REFERENCE} == expected
 
 
-def test_unreadable_elf_is_a_violation(store: FakeStore) -> None:
+def test_unreadable_elf_is_a_violation(store: StoreTree) -> None:
     fix_all(store)
     store.real(f"{HELLO}/bin/cut").write_bytes(
         store.real(f"{HELLO}/bin/hello-pie").read_bytes()[:90]
@@ -182,7 +182,7 @@ def test_unreadable_elf_is_a_violation(store: FakeStore) -> None:
     assert violation.detail.startswith("truncated")
 
 
-def test_renderers(store: FakeStore) -> None:
+def test_renderers(store: StoreTree) -> None:
     violations = _audit(store)
     records = json.loads(render_json(violations))
     assert len(records) == len(violations) == 8
@@ -210,7 +210,7 @@ def _cli(*args: str | Path) -> subprocess.CompletedProcess:
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-def test_cli_exit_status_table_and_json(store: FakeStore) -> None:
+def test_cli_exit_status_table_and_json(store: StoreTree) -> None:
     mapping = ("--store-dir", STORE_DIR, "--map", f"{STORE_DIR}={store.root}")
     dirty = _cli("audit", "hermetic", *mapping, store.real(HELLO))
     assert dirty.returncode == 1

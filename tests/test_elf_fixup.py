@@ -22,8 +22,8 @@ from tests.test_elf_programs import (
     HELLO,
     LD_SO,
     STORE_DIR,
-    FakeStore,
     Programs,
+    StoreTree,
     fix_all,
     host_built_store,
     readelf_warnings,
@@ -39,7 +39,7 @@ ENV_SCRIPT = "#!/usr/bin/env sh -e\necho from env script\n"
 
 
 @pytest.fixture
-def store(tmp_path: Path, programs: Programs) -> FakeStore:
+def store(tmp_path: Path, programs: Programs) -> StoreTree:
     """The host-built store plus a static program, an object file and scripts."""
     store = host_built_store(tmp_path / "store", programs)
     store.add(f"{HELLO}/bin/static", programs.static)
@@ -58,7 +58,7 @@ def _digests(root: Path) -> dict[str, str]:
     }
 
 
-def test_fixup_repairs_exactly_what_is_wrong(store: FakeStore) -> None:
+def test_fixup_repairs_exactly_what_is_wrong(store: StoreTree) -> None:
     changes = {(c.file.removeprefix(STORE_DIR + "/"), c.what): c for c in fix_all(store)}
     lib = f"{GLIBC}/lib"
     expected = {
@@ -79,7 +79,7 @@ def test_fixup_repairs_exactly_what_is_wrong(store: FakeStore) -> None:
     assert {key: (c.old, c.new) for key, c in changes.items()} == expected
 
 
-def test_fixup_is_idempotent(store: FakeStore) -> None:
+def test_fixup_is_idempotent(store: StoreTree) -> None:
     fix_all(store)
     before = _digests(store.root)
     assert fix_all(store) == []
@@ -87,7 +87,7 @@ def test_fixup_is_idempotent(store: FakeStore) -> None:
 
 
 @requires_bwrap
-def test_fixed_outputs_run_in_the_sandbox(store: FakeStore) -> None:
+def test_fixed_outputs_run_in_the_sandbox(store: StoreTree) -> None:
     for change in fix_all(store):
         if change.what != "shebang":
             assert readelf_warnings(store.real(change.file)) == "", change.file
@@ -100,7 +100,7 @@ def test_fixed_outputs_run_in_the_sandbox(store: FakeStore) -> None:
     assert store.real(f"{HELLO}/bin/greet.sh").stat().st_mode & 0o777 == 0o755
 
 
-def test_linked_right_means_untouched(store: FakeStore, programs: Programs) -> None:
+def test_linked_right_means_untouched(store: StoreTree, programs: Programs) -> None:
     program = store.add(f"{HELLO}/bin/hello-pie", programs.pie)
     patched = LiefPatcher()
     patched.set_interpreter(program, LD_SO)
@@ -114,7 +114,7 @@ def test_linked_right_means_untouched(store: FakeStore, programs: Programs) -> N
     assert [(c.what, c.new) for c in shrunk.changes] == [("runpath", f"{GREET}/lib:{GLIBC}/lib")]
 
 
-def test_host_runpath_entries_are_dropped(store: FakeStore, programs: Programs) -> None:
+def test_host_runpath_entries_are_dropped(store: StoreTree, programs: Programs) -> None:
     program = store.add(f"{HELLO}/bin/hello-rpath", programs.with_rpath)
     LiefPatcher().set_interpreter(program, LD_SO)
     LiefPatcher().set_runpath(program, ["/usr/lib/greet", f"{GREET}/lib", "$ORIGIN/../lib"])
@@ -124,7 +124,7 @@ def test_host_runpath_entries_are_dropped(store: FakeStore, programs: Programs) 
 
 
 def test_origin_entries_that_provide_libraries_are_kept(
-    store: FakeStore, programs: Programs
+    store: StoreTree, programs: Programs
 ) -> None:
     store.add(f"{HELLO}/lib/libgreet.so.1", programs.library)
     program = store.real(f"{HELLO}/bin/hello-pie")
@@ -135,7 +135,7 @@ def test_origin_entries_that_provide_libraries_are_kept(
 
 @requires_bwrap
 def test_a_library_beside_the_one_that_needs_it_is_found_through_origin(
-    store: FakeStore, programs: Programs, tmp_path: Path
+    store: StoreTree, programs: Programs, tmp_path: Path
 ) -> None:
     """libwrap.so.1 needs libgreet.so.1, which lies beside it (as libstdc++ needs libgcc_s):
     no policy directory has it, so the fix-up gives libwrap `$ORIGIN`."""
@@ -163,7 +163,7 @@ def test_a_library_beside_the_one_that_needs_it_is_found_through_origin(
     assert (result.returncode, result.stdout) == (0, GREETING + "\n"), result.stderr
 
 
-def test_unfixable_files_are_reported(store: FakeStore) -> None:
+def test_unfixable_files_are_reported(store: StoreTree) -> None:
     policy = store_policy(store, interpreter=None, shebangs={})
     problems = fixup_output(store.real(HELLO), HELLO, policy).problems
     found = {(p.file.rsplit("/", 1)[-1], p.message.split(" ", 2)[1]) for p in problems}
@@ -184,7 +184,7 @@ def test_unfixable_files_are_reported(store: FakeStore) -> None:
     ]
 
 
-def test_absolute_symlinks_resolve_inside_the_store(store: FakeStore) -> None:
+def test_absolute_symlinks_resolve_inside_the_store(store: StoreTree) -> None:
     """lib/libgreet.so.1 -> /bootstrap/store/...-greet/lib/libgreet.so.1 does not exist on the
     host; the fix-up follows it through the store's path map and keeps the entry."""
     link = store.real(f"{HELLO}/lib/libgreet.so.1")

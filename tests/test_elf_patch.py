@@ -1,5 +1,5 @@
 """Patching real gcc builds to a store interpreter and RUNPATH, then running them in a sandbox
-with nothing but the fake store; readelf and patchelf check the files we write."""
+with nothing but the store tree; readelf and patchelf check the files we write."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tests.test_elf_programs import (
     GREETING,
     HELLO,
     LD_SO,
-    FakeStore,
     Programs,
+    StoreTree,
     readelf_warnings,
     requires_bwrap,
     run_sandboxed,
@@ -31,9 +31,9 @@ PATCH = ElfPatch(interpreter=LD_SO, runpath=STORE_RUNPATH)
 
 
 @pytest.fixture
-def store(tmp_path: Path, programs: Programs) -> FakeStore:
+def store(tmp_path: Path, programs: Programs) -> StoreTree:
     """glibc from the host, libgreet patched to find libc, executables not yet added."""
-    store = FakeStore(tmp_path / "store")
+    store = StoreTree(tmp_path / "store")
     store.add_host_glibc()
     library = store.add(f"{GREET}/lib/libgreet.so.1", programs.library)
     assert LiefPatcher().set_runpath(library, [f"{GLIBC}/lib"])
@@ -52,7 +52,7 @@ def _sha256(path: Path) -> str:
 @pytest.mark.parametrize("stripped", [False, True], ids=["unstripped", "stripped-first"])
 @pytest.mark.parametrize("name", ["pie", "nopie"])
 def test_patched_program_runs_with_only_the_store(
-    programs: Programs, store: FakeStore, name: str, stripped: bool
+    programs: Programs, store: StoreTree, name: str, stripped: bool
 ) -> None:
     logical = f"{HELLO}/bin/hello-{name}"
     program = store.add(logical, getattr(programs, name))
@@ -155,7 +155,7 @@ def test_refuses_bad_requests_and_bad_files(programs: Programs, tmp_path: Path) 
 @requires_bwrap
 @pytest.mark.parametrize("name", ["pie", "nopie"])
 def test_strip_after_patching_is_caught_by_the_reader(
-    programs: Programs, store: FakeStore, name: str
+    programs: Programs, store: StoreTree, name: str
 ) -> None:
     """The wrong order (patch, then strip) breaks lief-patched non-PIE executables. Whatever
     strip does, the reader must refuse exactly the files that no longer run."""

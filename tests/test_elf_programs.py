@@ -1,5 +1,5 @@
 """Real programs for the ELF tests: built here by the host gcc, run in a bubblewrap sandbox
-that holds nothing but a fake store (no /lib, /lib64, /usr, /etc/ld.so.cache).
+that holds nothing but a store tree (no /lib, /lib64, /usr, /etc/ld.so.cache).
 
 The other test_elf_* and test_audit_* modules import these helpers; the tests below check
 that the helpers themselves behave (the programs run on the host, the sandbox hides the host).
@@ -103,7 +103,7 @@ def build_programs(out: Path) -> Programs:
 
 
 @dataclass(frozen=True)
-class FakeStore:
+class StoreTree:
     """A store tree at `root` (physical) that programs see at STORE_DIR (logical)."""
 
     root: Path
@@ -130,8 +130,8 @@ class FakeStore:
         self.add(f"{GLIBC}/lib/libc.so.6", Path(libc).resolve())
 
 
-def run_sandboxed(store: FakeStore, *command: str) -> subprocess.CompletedProcess:
-    """Run `command` with only the fake store mounted (read-only) at STORE_DIR."""
+def run_sandboxed(store: StoreTree, *command: str) -> subprocess.CompletedProcess:
+    """Run `command` with only the store tree mounted (read-only) at STORE_DIR."""
     return subprocess.run(
         [*_SANDBOX, "--ro-bind", str(store.root), STORE_DIR, *command],
         capture_output=True,
@@ -140,10 +140,10 @@ def run_sandboxed(store: FakeStore, *command: str) -> subprocess.CompletedProces
     )
 
 
-def host_built_store(root: Path, programs: Programs) -> FakeStore:
+def host_built_store(root: Path, programs: Programs) -> StoreTree:
     """Outputs as a host build leaves them (host interpreter, no RUNPATH): the host's glibc,
     libgreet, the host's dash as `sh`, and hello-pie / hello-nopie."""
-    store = FakeStore(root)
+    store = StoreTree(root)
     store.add_host_glibc()
     store.add(f"{GREET}/lib/libgreet.so.1", programs.library)
     store.add(f"{DASH}/bin/sh", Path("/bin/dash").resolve())
@@ -152,8 +152,8 @@ def host_built_store(root: Path, programs: Programs) -> FakeStore:
     return store
 
 
-def store_policy(store: FakeStore, **overrides) -> FixupPolicy:
-    """The fix-up policy for the fake store: glibc's loader, libgreet, dash for `sh`."""
+def store_policy(store: StoreTree, **overrides) -> FixupPolicy:
+    """The fix-up policy for the store tree: glibc's loader, libgreet, dash for `sh`."""
     settings = dict(
         store_dir=STORE_DIR,
         interpreter=LD_SO,
@@ -164,8 +164,8 @@ def store_policy(store: FakeStore, **overrides) -> FixupPolicy:
     return FixupPolicy(**(settings | overrides))
 
 
-def fix_all(store: FakeStore) -> list[FixupChange]:
-    """Run the fix-up on every output of the fake store; all must be fixable."""
+def fix_all(store: StoreTree) -> list[FixupChange]:
+    """Run the fix-up on every output of the store tree; all must be fixable."""
     changes = []
     for output in (GLIBC, GREET, DASH, HELLO):
         report = fixup_output(store.real(output), output, store_policy(store))
@@ -199,7 +199,7 @@ def test_built_programs_run_on_the_host(programs: Programs) -> None:
 def test_sandbox_hides_the_host_but_runs_static_programs(
     programs: Programs, tmp_path: Path
 ) -> None:
-    store = FakeStore(tmp_path / "store")
+    store = StoreTree(tmp_path / "store")
     store.add(f"{HELLO}/bin/static", programs.static)
     store.add(f"{HELLO}/bin/hello-pie", programs.pie)
     assert run_sandboxed(store, f"{HELLO}/bin/static").stdout == GREETING + "\n"

@@ -1,6 +1,6 @@
 """The build sandbox, tested with real bubblewrap, real namespaces and a static busybox builder.
 
-The builder's "store" holds one input: a fake store path with Debian's static busybox
+The builder's "store" holds one input: a store path (a plain directory) with Debian's static busybox
 (`apt-get install busybox-static`) and its applet symlinks.
 """
 
