@@ -48,7 +48,7 @@ def toolchain_package(*llvm_projects: Package) -> Package:
         "toolchain",
         "",
         "toolchain.sh",
-        files=("toolchain.py",),
+        files=("toolchain.py", *(("toolchain_clang.py",) if llvm_projects else ())),
         inputs=(busybox, python, gcc, binutils, glibc, *llvm_projects),
         closure_files={
             **compilers,

@@ -3,12 +3,9 @@
 The gcc wrappers (`cc`, `c++`) add one thing to the compiler: a RUNPATH entry for the
 compiler's own shared runtime libraries (libstdc++, libgcc_s), through a specs file, so the
 programs they link load everything from the store. The dynamic loader, the store glibc's, is
-the compiler's default.
-
-clang (when the toolchain has LLVM, clang and lld) knows nothing of the store, so its wrappers
-(`clang`, `clang++`) pass all of it: the sysroot (the store's glibc), the gcc installation
-whose libstdc++, libgcc and start files it uses, the loader (`--dyld-prefix`: glibc's
-`lib64/`), and when they link, lld (`--ld-path`, a store path of its own) and the same RUNPATH.
+the compiler's default. toolchain_clang.py adds clang to what this writes (stage 7); it is a
+file of its own so that changing clang's wrappers does not change the stage-6 toolchain, which
+LLVM is built with.
 """
 
 import argparse
@@ -17,12 +14,6 @@ from pathlib import Path
 
 TRIPLE = "x86_64-pc-linux-gnu"
 BINUTILS = ("ld", "as", "ar", "nm", "ranlib", "objcopy", "objdump", "readelf", "strip", "size")
-LLVM_TOOLS = ("llvm-ar", "llvm-nm", "llvm-ranlib", "llvm-objcopy", "llvm-objdump")
-LLVM_TOOLS += ("llvm-readelf", "llvm-strip", "llvm-size", "llvm-symbolizer")
-LLD_TOOLS = ("ld.lld",)
-LLVM_PROJECTS = ("llvm", "clang", "lld")
-# options after which clang does not link (so a linker option would be "unused")
-NO_LINK = ("-c", "-S", "-E", "-M", "-MM", "-fsyntax-only")
 
 
 def runtime_dir(gcc: Path) -> Path:
@@ -56,37 +47,16 @@ def write_gcc_wrappers(out: Path, gcc: Path, shell: str) -> dict[str, str]:
     return tools
 
 
-def write_clang_wrappers(
-    out: Path, llvm: dict[str, Path], gcc: Path, glibc: Path, shell: str
-) -> dict[str, str]:
-    store_flags = f"--sysroot={glibc} --gcc-toolchain={gcc} --dyld-prefix={glibc}"
-    link_flags = f"--ld-path={llvm['lld']}/bin/ld.lld -Wl,-rpath,{runtime_dir(gcc)}"
-    tools = {}
-    for name in ("clang", "clang++"):
-        driver = f"{llvm['clang']}/bin/{name} {store_flags}"
-        tools[name] = write_script(
-            out / "bin" / name,
-            f"#!{shell}\n"
-            'for arg in "$@"; do\n'
-            f'    case "$arg" in {" | ".join(NO_LINK)}) exec {driver} "$@" ;; esac\n'
-            "done\n"
-            f'exec {driver} {link_flags} "$@"\n',
-        )
-    return tools
-
-
 def link_tools(out: Path, package: Path, names: tuple[str, ...]) -> dict[str, str]:
     for name in names:
         (out / "bin" / name).symlink_to(package / "bin" / name)
     return {name: str(out / "bin" / name) for name in names}
 
 
-# which tool each CMake variable (CMAKE_<VAR>) and Meson binary names, for gcc and for clang
+# which tool each CMake variable (CMAKE_<VAR>) and Meson binary names
 GCC_ROLES = {"C_COMPILER": "cc", "CXX_COMPILER": "c++", "AR": "ar", "RANLIB": "ranlib"}
 GCC_ROLES |= {"LINKER": "ld", "NM": "nm", "OBJCOPY": "objcopy", "OBJDUMP": "objdump"}
 GCC_ROLES |= {"STRIP": "strip"}
-CLANG_ROLES = {"C_COMPILER": "clang", "CXX_COMPILER": "clang++", "LINKER": "ld.lld"}
-CLANG_ROLES |= {role: f"llvm-{tool}" for role, tool in GCC_ROLES.items() if role not in CLANG_ROLES}
 MESON_ROLES = {"c": "C_COMPILER", "cpp": "CXX_COMPILER", "ar": "AR", "strip": "STRIP"}
 MESON_ROLES |= {"nm": "NM"}
 
@@ -121,12 +91,10 @@ def merged_closure() -> list[dict]:
     return [entries[path] for path in sorted(entries)]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(*optional: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="write the toolchain store path")
-    for name in ("out", "shell", "system", "gcc", "binutils", "glibc"):
+    for name in ("out", "shell", "system", "gcc", "binutils", "glibc", *optional):
         parser.add_argument(f"--{name}", required=True)
-    for name in LLVM_PROJECTS:
-        parser.add_argument(f"--{name}", help=f"{name} of LLVM (optional; all three or none)")
     return parser.parse_args()
 
 
@@ -134,32 +102,14 @@ def version_of(package: Path) -> str:
     return package.name.rsplit("-", 1)[1]
 
 
-def add_clang(
-    descriptor: dict, out: Path, llvm: dict[str, Path], gcc: Path, glibc: Path, shell: str
-) -> None:
-    """`llvm` holds the three projects' paths (llvm, clang, lld)."""
-    tools = descriptor["tools"]
-    tools |= write_clang_wrappers(out, llvm, gcc, glibc, shell)
-    tools |= link_tools(out, llvm["llvm"], LLVM_TOOLS) | link_tools(out, llvm["lld"], LLD_TOOLS)
-    descriptor["clang"] = {
-        "version": version_of(llvm["clang"]),
-        "path": str(llvm["clang"]),
-        "lld": str(llvm["lld"]),
-        "llvm": str(llvm["llvm"]),
-        "dynamicLinker": str(glibc / "lib64" / "ld-linux-x86-64.so.2"),
-        "cmakeToolchainFile": str(write_cmake(out, tools, CLANG_ROLES, "-clang")),
-        "mesonNativeFile": str(write_meson(out, tools, CLANG_ROLES, "-clang")),
-    }
-
-
-def main() -> None:
-    args = parse_args()
+def gcc_toolchain(args: argparse.Namespace) -> dict:
+    """Write the gcc wrappers, binutils' links and their descriptors; the descriptor so far."""
     out, gcc, glibc = Path(args.out), Path(args.gcc), Path(args.glibc)
     (out / "bin").mkdir(parents=True)
     tools = write_gcc_wrappers(out, gcc, args.shell) | link_tools(
         out, Path(args.binutils), BINUTILS
     )
-    descriptor = {
+    return {
         "target": TRIPLE,
         "system": args.system,
         "tools": tools,
@@ -174,12 +124,15 @@ def main() -> None:
         "cmakeToolchainFile": str(write_cmake(out, tools, GCC_ROLES, "")),
         "mesonNativeFile": str(write_meson(out, tools, GCC_ROLES, "")),
     }
-    llvm = {name: Path(path) for name in LLVM_PROJECTS if (path := getattr(args, name))}
-    if llvm:
-        add_clang(descriptor, out, llvm, gcc, glibc, args.shell)
-    # what the toolchain runs with (its own path's NAR hash is known only once it is built)
+
+
+def write_descriptor(out: Path, descriptor: dict) -> None:
+    """toolchain.json, with what the toolchain runs with (its own path's NAR hash is known only
+    once it is built)."""
     descriptor["closure"] = merged_closure()
     (out / "toolchain.json").write_text(json.dumps(descriptor, indent=2) + "\n")
 
 
-main()
+if __name__ == "__main__":
+    arguments = parse_args()
+    write_descriptor(Path(arguments.out), gcc_toolchain(arguments))

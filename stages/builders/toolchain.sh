@@ -1,9 +1,15 @@
 # The toolchain handed to the main builder, as one store path: `cc`/`c++` wrappers around the
 # gcc for glibc (and `clang`/`clang++` when LLVM, clang and lld are inputs), binutils' and LLVM's
 # tools beside them, and descriptors in formats builders already read (toolchain.json, CMake
-# toolchain files, Meson native files), all written by toolchain.py. The closure-*.json files
-# (the recipe's closure_files) list what the toolchain runs with.
-llvm=$(input llvm 2>/dev/null) || llvm=""
-python3 "$(builder_file toolchain.py)" --out "$out" --shell "$SHELL" --system "$system" \
-    --gcc "$(input gcc)" --binutils "$(input binutils)" --glibc "$(input glibc)" \
-    ${llvm:+--llvm "$llvm" --clang "$(input clang)" --lld "$(input lld)"}
+# toolchain files, Meson native files), written by toolchain.py (and toolchain_clang.py, which
+# imports it). The closure-*.json files (the recipe's closure_files) list what the toolchain
+# runs with.
+set -- --out "$out" --shell "$SHELL" --system "$system" \
+    --gcc "$(input gcc)" --binutils "$(input binutils)" --glibc "$(input glibc)"
+cp "$(builder_file toolchain.py)" toolchain.py
+if llvm=$(input llvm 2>/dev/null); then
+    cp "$(builder_file toolchain_clang.py)" toolchain_clang.py
+    python3 toolchain_clang.py "$@" --llvm "$llvm" --clang "$(input clang)" --lld "$(input lld)"
+else
+    python3 toolchain.py "$@"
+fi
