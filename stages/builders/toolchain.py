@@ -30,11 +30,11 @@ def write_script(path: Path, text: str) -> str:
     return str(path)
 
 
-def write_gcc_wrappers(out: Path, gcc: Path, shell: str) -> dict[str, str]:
+def write_gcc_wrappers(out: Path, gcc: Path, runtime: Path, shell: str) -> dict[str, str]:
     specs = out / "lib" / "rpath.specs"
     specs.parent.mkdir(parents=True)
     # binutils' ld writes DT_RPATH by default; --enable-new-dtags makes every -rpath a RUNPATH
-    rpath = f"--enable-new-dtags -rpath {runtime_dir(gcc)}"
+    rpath = f"--enable-new-dtags -rpath {runtime}"
     specs.write_text(f"*link:\n+ %{{!static:%{{!static-pie:{rpath}}}}}\n\n")
     tools = {
         name: write_script(
@@ -105,8 +105,9 @@ def version_of(package: Path) -> str:
 def gcc_toolchain(args: argparse.Namespace) -> dict:
     """Write the gcc wrappers, binutils' links and their descriptors; the descriptor so far."""
     out, gcc, glibc = Path(args.out), Path(args.gcc), Path(args.glibc)
+    runtime = runtime_dir(gcc)
     (out / "bin").mkdir(parents=True)
-    tools = write_gcc_wrappers(out, gcc, args.shell) | link_tools(
+    tools = write_gcc_wrappers(out, gcc, runtime, args.shell) | link_tools(
         out, Path(args.binutils), BINUTILS
     )
     return {
@@ -120,7 +121,7 @@ def gcc_toolchain(args: argparse.Namespace) -> dict:
             "path": str(glibc),
             "dynamicLinker": str(glibc / "lib" / "ld-linux-x86-64.so.2"),
         },
-        "runtimeLibraries": str(runtime_dir(gcc)),
+        "runtimeLibraries": str(runtime),
         "cmakeToolchainFile": str(write_cmake(out, tools, GCC_ROLES, "")),
         "mesonNativeFile": str(write_meson(out, tools, GCC_ROLES, "")),
     }

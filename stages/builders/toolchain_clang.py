@@ -16,7 +16,6 @@ from toolchain import (
     gcc_toolchain,
     link_tools,
     parse_args,
-    runtime_dir,
     version_of,
     write_cmake,
     write_descriptor,
@@ -33,10 +32,10 @@ CLANG_ROLES = {"C_COMPILER": "clang", "CXX_COMPILER": "clang++", "LINKER": "ld.l
 CLANG_ROLES |= {role: f"llvm-{tool}" for role, tool in GCC_ROLES.items() if role not in CLANG_ROLES}
 
 
-def write_clang_wrappers(out: Path, args: argparse.Namespace) -> dict[str, str]:
-    gcc, glibc = Path(args.gcc), Path(args.glibc)
-    store_flags = f"--sysroot={glibc} --gcc-toolchain={gcc} --dyld-prefix={glibc}"
-    link_flags = f"--ld-path={args.lld}/bin/ld.lld -Wl,--sysroot= -Wl,-rpath,{runtime_dir(gcc)}"
+def write_clang_wrappers(out: Path, args: argparse.Namespace, runtime: str) -> dict[str, str]:
+    """`runtime` is the gcc wrappers' RUNPATH entry (toolchain.json's runtimeLibraries)."""
+    store_flags = f"--sysroot={args.glibc} --gcc-toolchain={args.gcc} --dyld-prefix={args.glibc}"
+    link_flags = f"--ld-path={args.lld}/bin/ld.lld -Wl,--sysroot= -Wl,-rpath,{runtime}"
     tools = {}
     for name in ("clang", "clang++"):
         driver = f"{args.clang}/bin/{name} {store_flags}"
@@ -54,7 +53,7 @@ def write_clang_wrappers(out: Path, args: argparse.Namespace) -> dict[str, str]:
 def add_clang(descriptor: dict, args: argparse.Namespace) -> None:
     out = Path(args.out)
     tools = descriptor["tools"]
-    tools |= write_clang_wrappers(out, args)
+    tools |= write_clang_wrappers(out, args, descriptor["runtimeLibraries"])
     tools |= link_tools(out, Path(args.llvm), LLVM_TOOLS) | link_tools(
         out, Path(args.lld), LLD_TOOLS
     )
