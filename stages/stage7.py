@@ -1,8 +1,9 @@
 """Stage 7: clang and lld. CMake, which LLVM's build needs, by the stage-4 gcc 12 (static
-against musl, like the other build tools); LLVM 15, clang and lld by the stage-6 toolchain
-(gcc for glibc), as three store paths (LLVM's libraries and tools, then clang and lld built
-against them), each cached on its own, as all of it together is hours of work on two cores;
-then the final toolchain path, with both compilers.
+against musl, like the other build tools); then by the stage-6 toolchain (gcc for glibc):
+zlib, static, for LLVM's compression support (without it lld cannot read the compressed debug
+sections of gcc's runtime), and LLVM 15, clang and lld as three store paths (LLVM's libraries
+and tools, then clang and lld built against them), each cached on its own, as all of it
+together is hours of work on two cores; then the final toolchain path, with both compilers.
 """
 
 from bootstrap.fetch import Source
@@ -24,6 +25,10 @@ CMAKE_SOURCE = Source.of(
     "mirror://debian/pool/main/c/cmake/cmake_3.25.1.orig.tar.gz",
     "1c511d09516af493694ed9baf13c55947a36389674d657a2d5e0ccedc6b291d8",
 )
+ZLIB_SOURCE = Source.of(
+    "mirror://debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2",
+    "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1",
+)
 LLVM_SOURCE = Source.of(
     "mirror://debian/pool/main/l/llvm-toolchain-15/llvm-toolchain-15_15.0.6.orig.tar.xz",
     "076ac9fe372b3141b4fcbee80abfae34f9574fdb959cd8d14a7fd3f39ff89399",
@@ -37,6 +42,15 @@ cmake = Package(
     inputs=(busybox, gcc12, make, binutils, linux_headers),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC + CMAKE_SEARCH_DEFAULTS,
+)
+
+zlib = Package(
+    "zlib",
+    "1.2.13",
+    "zlib.sh",
+    sources=(ZLIB_SOURCE,),
+    inputs=(busybox, gcc_toolchain, make),
+    env={"optimize": "-O2"},
 )
 
 
@@ -54,7 +68,7 @@ def llvm_project(
         "15.0.6",
         "llvm-project.sh",
         sources=(LLVM_SOURCE,),
-        inputs=(busybox, gcc_toolchain, cmake, make, python, glibc, *needs),
+        inputs=(busybox, gcc_toolchain, cmake, make, python, glibc, zlib, *needs),
         env={"project": project, "optimize": "-O2", **(env or {})},
         profiles={"fast": {"optimize": "-O1", **(fast or {})}},
         libc=glibc,
@@ -71,4 +85,4 @@ lld = llvm_project("lld", needs=(llvm,), allowed=LLD_PORTS)
 
 toolchain = toolchain_package(llvm, clang, lld)
 
-PACKAGES = (cmake, llvm, clang, lld, toolchain)
+PACKAGES = (cmake, zlib, llvm, clang, lld, toolchain)

@@ -557,17 +557,13 @@ def test_stage6_passes_the_hermetic_audit(built6):
 @pytest.fixture(scope="module")
 def built7(built6):
     root, chain_args, env, _, _ = built6
-    _prefill_cache(root / "cache", [stage7.CMAKE_SOURCE, stage7.LLVM_SOURCE, ZLIB_SOURCE])
+    _prefill_cache(root / "cache", [stage7.CMAKE_SOURCE, stage7.ZLIB_SOURCE, stage7.LLVM_SOURCE])
     result = run_cli("run", TARGET, "--stage", "7", *chain_args, "--no-out-link", env=env)
     toolchain = _outputs(root, "stage7")["toolchain"]
     return root, chain_args, env, result, Store(root / "store").to_store_path(str(toolchain))
 
 
-# zlib, a C project of some size, which clang compiles twice (sources.md pins it)
-ZLIB_SOURCE = Source.of(
-    "mirror://debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2",
-    "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1",
-)
+# zlib (stage 7 builds it for LLVM), a C project of some size, which clang compiles twice
 ZLIB_BUILD = """set -e
 tar -xjf /build/zlib.tar.bz2 -C /build/src
 cd /build/src/zlib-*
@@ -591,7 +587,7 @@ def test_clang_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(built7
 @pytest.mark.clang
 def test_clang_rebuilds_zlib_bit_identically(built7, tmp_path):
     root, _, _, _, toolchain = built7
-    tarball = Fetcher(cache_dir=root / "cache", progress=False).cache_path(ZLIB_SOURCE.hash)
+    tarball = Fetcher(cache_dir=root / "cache", progress=False).cache_path(stage7.ZLIB_SOURCE.hash)
     store = Store(root / "store")
     shell = (store.real_path(toolchain) / "bin/cc").read_text().splitlines()[0][2:]
     script = ZLIB_BUILD.format(cc=f"{toolchain}/bin/clang", toolchain=toolchain)
