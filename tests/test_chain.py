@@ -565,6 +565,7 @@ def built7(built6):
 
 # zlib (stage 7 builds it for LLVM), a C project of some size, which clang compiles twice
 ZLIB_BUILD = """set -e
+export PATH={bin}
 tar -xjf /build/zlib.tar.bz2 -C /build/src
 cd /build/src/zlib-*
 for c in *.c; do {cc} -O2 -fPIC -c "$c"; done
@@ -572,7 +573,7 @@ for c in *.c; do {cc} -O2 -fPIC -c "$c"; done
     gzread.o gzwrite.o infback.o inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o
 {cc} -shared -o libz.so adler32.o compress.o crc32.o deflate.o gzclose.o gzlib.o gzread.o \
     gzwrite.o infback.o inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o
-{cc} -O2 -o /build/src/example test/example.c libz.a
+{cc} -O2 -I. -o /build/src/example test/example.c libz.a
 /build/src/example
 cp libz.a libz.so /build/src/
 """
@@ -590,7 +591,9 @@ def test_clang_rebuilds_zlib_bit_identically(built7, tmp_path):
     tarball = Fetcher(cache_dir=root / "cache", progress=False).cache_path(stage7.ZLIB_SOURCE.hash)
     store = Store(root / "store")
     shell = (store.real_path(toolchain) / "bin/cc").read_text().splitlines()[0][2:]
-    script = ZLIB_BUILD.format(cc=f"{toolchain}/bin/clang", toolchain=toolchain)
+    script = ZLIB_BUILD.format(
+        bin=os.path.dirname(shell), cc=f"{toolchain}/bin/clang", toolchain=toolchain
+    )
     digests = []
     for attempt in ("first", "second"):
         build = tmp_path / attempt
