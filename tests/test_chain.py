@@ -569,10 +569,10 @@ export PATH={bin}
 tar -xjf /build/zlib.tar.bz2 -C /build/src
 cd /build/src/zlib-*
 for c in *.c; do {cc} -O2 -fPIC -c "$c"; done
-{toolchain}/bin/llvm-ar rcD libz.a adler32.o compress.o crc32.o deflate.o gzclose.o gzlib.o \
-    gzread.o gzwrite.o infback.o inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o
-{cc} -shared -o libz.so adler32.o compress.o crc32.o deflate.o gzclose.o gzlib.o gzread.o \
-    gzwrite.o infback.o inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o
+objects="adler32.o compress.o crc32.o deflate.o gzclose.o gzlib.o gzread.o gzwrite.o infback.o
+    inffast.o inflate.o inftrees.o trees.o uncompr.o zutil.o"
+{toolchain}/bin/llvm-ar rcD libz.a $objects
+{cc} -shared -o libz.so $objects
 {cc} -O2 -I. -o /build/src/example test/example.c libz.a
 /build/src/example
 cp libz.a libz.so /build/src/
