@@ -13,8 +13,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,9 @@ EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
 FIXUP_INTERPRETER = "fixupInterpreter"
 # env key: `program=path ...`, the store programs `#!` lines naming a host program get instead
 FIXUP_SHEBANGS = "fixupShebangs"
+# env key: "1" if the builder can continue a build that was cut short; the build directory of
+# an interrupted build is then kept, and the next build of the same derivation starts in it
+RESUMABLE = "resumable"
 
 
 class BuildError(BootstrapError):
@@ -97,13 +100,12 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
     inputs = store.closure(_input_paths(store, drv))
     log_file = log_path(store, drv_path)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with store.temp_dir("build") as build_dir, store.temp_dir("out") as staging:
+    with _build_dir(store, drv_path, drv, options) as build_dir, store.temp_dir("out") as staging:
         staging.mkdir()
         staged = {name: staging / name for name in drv.outputs}
         if drv.builder in BUILTINS:
             hermetic, seconds = True, _run_builtin(drv, staged["out"], options, log_file)
         else:
-            build_dir.mkdir()
             _export_references_graphs(store, drv, inputs, build_dir)
             hermetic, seconds = _run_builder(
                 store, drv, inputs, staged, build_dir, options, log_file, on_line
@@ -114,6 +116,29 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
     return BuildOutcome(
         drv_path, {n: o.path for n, o in drv.outputs.items()}, True, hermetic, seconds
     )
+
+
+@contextmanager
+def _build_dir(
+    store: Store, drv_path: str, drv: Derivation, options: BuildOptions
+) -> Iterator[Path]:
+    """A fresh scratch build directory; for a resumable derivation, the one its interrupted
+    build left, if any. That one outlives an interruption (and a crash of this process), so
+    the next attempt continues the work; a failure or a success removes it."""
+    if drv.env.get(RESUMABLE) != "1":
+        with store.temp_dir("build") as build_dir:
+            build_dir.mkdir()
+            yield build_dir
+        return
+    build_dir = store.partial_build_dir(drv_path)
+    build_dir.mkdir(exist_ok=True)
+    try:
+        yield build_dir
+    except BaseException:
+        if not options.cancelled.is_set():
+            remove_tree(build_dir)
+        raise
+    remove_tree(build_dir)
 
 
 def _input_paths(store: Store, drv: Derivation) -> list[str]:

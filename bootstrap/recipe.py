@@ -19,7 +19,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import EXPORT_REFERENCES_GRAPH, FIXUP_INTERPRETER, FIXUP_SHEBANGS
+from bootstrap.build import (
+    EXPORT_REFERENCES_GRAPH,
+    FIXUP_INTERPRETER,
+    FIXUP_SHEBANGS,
+    RESUMABLE,
+)
 from bootstrap.builtins import FETCHURL, UNPACK
 from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
 from bootstrap.errors import BootstrapError
@@ -83,6 +88,9 @@ class Package:
     # the programs `#!` lines of its outputs run, by the name a script asks for ("python3" in
     # `#!/usr/bin/env python3`): a path in its own output ("bin/python3"), or (input, path)
     shebangs: Mapping[str, str | tuple[Package | Seed, str]] = field(default_factory=dict)
+    # its builder can continue a build that was cut short (an interrupted run, a crash): the
+    # build directory is kept until the next attempt, which starts in it (hours-long builds)
+    resumable: bool = False
 
     @property
     def full_name(self) -> str:
@@ -259,6 +267,7 @@ class Evaluator:
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
             **_allowed_env(pkg.allowed_host_paths),
+            **({RESUMABLE: "1"} if pkg.resumable else {}),
             **self._fixup_env(where, pkg),
             **self._shebangs_env(where, pkg),
             **self._closure_files_env(where, pkg),

@@ -266,3 +266,8 @@ CMAKE_SEARCH_DEFAULTS = (
     "/usr/sbiH",
     "/usr/sbin",
 )
+
+# ninja runs every command with /bin/sh -c (in the sandbox, the builder's own shell), and its
+# `-t browse` tool embeds a Python script whose first line, `#!/usr/bin/env python3`, is text
+# piped to python, never a file that is run.
+NINJA_STRINGS = ("/usr/bin/env",)

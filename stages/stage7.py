@@ -14,6 +14,7 @@ from stages.host_paths import (
     LLD_PORTS,
     LLVM_STRINGS,
     MUSL_STATIC,
+    NINJA_STRINGS,
 )
 from stages.stage1 import busybox, linux_headers, make
 from stages.stage4 import PYTHON_NAMES, binutils, gcc12, python
@@ -24,6 +25,10 @@ from stages.stage6 import toolchain_package
 CMAKE_SOURCE = Source.of(
     "mirror://debian/pool/main/c/cmake/cmake_3.25.1.orig.tar.gz",
     "1c511d09516af493694ed9baf13c55947a36389674d657a2d5e0ccedc6b291d8",
+)
+NINJA_SOURCE = Source.of(
+    "mirror://debian/pool/main/n/ninja-build/ninja-build_1.11.1.orig.tar.gz",
+    "31747ae633213f1eda3842686f83c2aa1412e0f5691d1c14dbbcc67fe7400cea",
 )
 ZLIB_SOURCE = Source.of(
     "mirror://debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2",
@@ -42,6 +47,16 @@ cmake = Package(
     inputs=(busybox, gcc12, make, binutils, linux_headers),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC + CMAKE_SEARCH_DEFAULTS,
+)
+
+ninja = Package(
+    "ninja",
+    "1.11.1",
+    "ninja.sh",
+    sources=(NINJA_SOURCE,),
+    inputs=(busybox, gcc12, binutils, python),
+    env={"optimize": "-O2"},
+    allowed_host_paths=MUSL_STATIC + NINJA_STRINGS,
 )
 
 zlib = Package(
@@ -68,13 +83,14 @@ def llvm_project(
         "15.0.6",
         "llvm-project.sh",
         sources=(LLVM_SOURCE,),
-        inputs=(busybox, gcc_toolchain, cmake, make, python, glibc, zlib, *needs),
+        inputs=(busybox, gcc_toolchain, cmake, ninja, python, glibc, zlib, *needs),
         env={"project": project, "optimize": "-O2", **(env or {})},
         profiles={"fast": {"optimize": "-O1", **(fast or {})}},
         libc=glibc,
         # Python tools (opt-viewer, git-clang-format, hmaptool) name /usr/bin/env python(3)
         shebangs=dict.fromkeys(PYTHON_NAMES, (python, "bin/python3")),
         allowed_host_paths=allowed,
+        resumable=True,
     )
 
 
@@ -85,4 +101,4 @@ lld = llvm_project("lld", needs=(llvm,), allowed=LLD_PORTS)
 
 toolchain = toolchain_package(llvm, clang, lld)
 
-PACKAGES = (cmake, zlib, llvm, clang, lld, toolchain)
+PACKAGES = (cmake, ninja, zlib, llvm, clang, lld, toolchain)

@@ -557,7 +557,10 @@ def test_stage6_passes_the_hermetic_audit(built6):
 @pytest.fixture(scope="module")
 def built7(built6):
     root, chain_args, env, _, _ = built6
-    _prefill_cache(root / "cache", [stage7.CMAKE_SOURCE, stage7.ZLIB_SOURCE, stage7.LLVM_SOURCE])
+    _prefill_cache(
+        root / "cache",
+        [stage7.CMAKE_SOURCE, stage7.NINJA_SOURCE, stage7.ZLIB_SOURCE, stage7.LLVM_SOURCE],
+    )
     result = run_cli("run", TARGET, "--stage", "7", *chain_args, "--no-out-link", env=env)
     toolchain = _outputs(root, "stage7")["toolchain"]
     return root, chain_args, env, result, Store(root / "store").to_store_path(str(toolchain))

@@ -202,6 +202,32 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_next_run_finishes(tmp_path):
     assert b"1 built, 3 reused" in run_cli(*run[3:], env=env).stdout
 
 
+def test_an_interrupted_resumable_build_shows_as_partial_and_the_next_run_continues_it(tmp_path):
+    stages = make_stages(tmp_path)
+    init = stages / "__init__.py"
+    init.write_text(
+        init.read_text().replace('"greet.sh", inputs', '"greet.sh", resumable=True, inputs')
+    )
+    script = stages / "builders" / "greet.sh"
+    script.write_text("[ -f paused ] || { touch paused; sleep 300; }\n" + script.read_text())
+    env = cli_env(tmp_path)
+    run = [sys.executable, "-m", "bootstrap", "run", "--stages", str(stages), "--no-out-link"]
+    proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    physical = tmp_path / "root" / "store"
+    deadline = time.monotonic() + 60
+    while not list(physical.glob(".partial-*-greet-2.0/paused")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    shown = run_cli("show", "--stages", stages, env=env).stdout.decode()
+    assert next(line for line in shown.splitlines() if "greet-2.0" in line).split()[2] == "partial"
+    again = run_cli(*run[3:], env=env)
+    assert b"building greet-2.0 (resuming its interrupted build)" in again.stderr
+    assert b"1 built, 3 reused" in again.stdout
+    assert not list(physical.glob(".partial-*"))
+
+
 def test_a_mistake_in_the_recipes_is_one_line_naming_the_file_and_line(tmp_path):
     stages = tmp_path / "stages"
     stages.mkdir()

@@ -24,6 +24,7 @@ from bootstrap.recipe import Evaluator, Package
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
+from bootstrap.store.gc import collect_garbage
 from bootstrap.store.verify import verify_store
 
 from .engine_fixtures import busybox_seed, make_recipes, offline_fetcher, requires_busybox
@@ -47,6 +48,12 @@ SCRIPTS = {
     "slow.sh": "sleep 8; echo done > $out\n",
     "fail.sh": "echo about to fail; exit 3\n",
     "random.sh": "od -An -N8 -tx1 /dev/urandom > $out\n",
+    # a resumable builder: its first attempt stops in the middle (for a test to interrupt it)
+    "steps.sh": textwrap.dedent("""\
+        if [ -f part1 ]; then echo "resuming after part 1"; else echo "part 1" > part1; fi
+        [ -f paused-once ] || { touch paused-once; sleep 30; }
+        cp part1 $out
+    """),
 }
 
 
@@ -199,16 +206,19 @@ from bootstrap.store import Store
 tmp = Path(sys.argv[1])
 store = Store(Path(sys.argv[2]), "/bootstrap/store")
 seed, hello, user = chain(tmp)
-slow = Package("slow", "1", "slow.sh", inputs=(seed, hello))
-summary = make_scheduler(store, tmp, max_jobs=2).realise(evaluate(store, tmp, slow, user))
+if sys.argv[4:] == ["steps"]:
+    targets = [Package("steps", "1", "steps.sh", inputs=(seed,), resumable=True)]
+else:
+    targets = [Package("slow", "1", "slow.sh", inputs=(seed, hello)), user]
+summary = make_scheduler(store, tmp, max_jobs=2).realise(evaluate(store, tmp, *targets))
 print("BUILT", len(summary.built), "FAILED", len(summary.failed), flush=True)
 """
 
 
-def run_engine(tmp_path: Path, root: Path) -> subprocess.Popen:
+def run_engine(tmp_path: Path, root: Path, *targets: str) -> subprocess.Popen:
     repo = Path(__file__).resolve().parent.parent
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_SCRIPT, tmp_path, root, repo],
+        [sys.executable, "-c", RUN_SCRIPT, tmp_path, root, repo, *targets],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -240,6 +250,42 @@ def test_interrupted_run_resumes(tmp_path, sig):
     assert "FAILED 0" in out, err
     assert any(p.endswith("-slow-1") for p in store.all_paths())
     assert done_before > 2  # the earlier builds were kept and reused
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig):
+    root = tmp_path / "root"
+    chain(tmp_path / "t")
+    recipes_in(tmp_path / "t")
+    proc = run_engine(tmp_path / "t", root, "steps")
+    store = Store(root, "/bootstrap/store")
+    deadline = time.monotonic() + 60
+    while not list(store.physical_dir.glob(".partial-*-steps-1/paused-once")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=30)
+    [kept] = store.physical_dir.glob(".partial-*")
+    assert (kept / "part1").read_text() == "part 1\n"
+    assert not any(p.endswith("-steps-1") for p in store.all_paths())
+    assert verify_store(store).ok
+    assert os.fspath(kept) in collect_garbage(store, dry_run=True).garbage_files
+    out, err = run_engine(tmp_path / "t", root, "steps").communicate(timeout=60)
+    assert "FAILED 0" in out, err
+    assert "building steps-1 (resuming its interrupted build)" in err
+    [built] = [p for p in store.all_paths() if p.endswith("-steps-1")]
+    assert store.real_path(built).read_text() == "part 1\n"
+    assert "resuming after part 1" in log_path(store, store.query_info(built).deriver).read_text()
+    assert not kept.exists()
+
+
+def test_a_resumable_build_that_fails_starts_afresh_next_time(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    bad = Package("bad", "1", "fail.sh", inputs=(seed,), resumable=True)
+    graph = evaluate(store, tmp_path, bad)
+    summary = make_scheduler(store, tmp_path).realise(graph)
+    assert "exited with code 3" in summary.failed[graph.targets[0]]
+    assert not list(store.physical_dir.glob(".partial-*"))
 
 
 def test_two_concurrent_runs_share_work(tmp_path):

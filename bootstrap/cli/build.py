@@ -74,7 +74,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "show",
         help="list what a target builds, from what, and status",
         description="List every derivation of the target's stages in build order, with its "
-        "status: built, building (another process holds its lock) or missing.",
+        "status: built, building (another process holds its lock), partial (an interrupted "
+        "build left its work, which the next run continues) or missing.",
     )
     add_target_options(show)
     show.set_defaults(func=run_show)
@@ -158,16 +159,18 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"{'stage':<10} {'package':<{width}} {'status':<9} output")
     for path in order:
         drv = graph.derivations[path]
-        status = _status(store, drv)
+        status = _status(store, path, drv)
         stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
         print(f"{stage:<10} {drv.name:<{width}} {status:<9} {drv.outputs['out'].path}")
     return 0
 
 
-def _status(store: Store, drv: Derivation) -> str:
+def _status(store: Store, path: str, drv: Derivation) -> str:
     if outputs_valid(store, drv):
         return "built"
-    return "building" if store.is_locked(drv.outputs["out"].path) else "missing"
+    if store.is_locked(drv.outputs["out"].path):
+        return "building"
+    return "partial" if store.partial_build_dir(path).is_dir() else "missing"
 
 
 def run_graph(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ separate from the physical root where the files live, so a sandbox can bind one 
 and two stores at different places hold bit-identical outputs.
 
 Physical layout under `root`:
-    store/                the store paths themselves (and `.tmp-*` directories being filled)
+    store/                the store paths themselves (and `.tmp-*` directories being filled,
+                          `.partial-*` build directories kept for an interrupted build)
     var/bootstrap/db.sqlite, locks/, gcroots/, logs/
 """
 
@@ -122,6 +123,11 @@ class Store:
             yield tmp
         finally:
             remove_tree(tmp)
+
+    def partial_build_dir(self, drv_path: str) -> Path:
+        """Where the build directory of `drv_path` is kept between an interrupted build and
+        the next attempt (for derivations that can resume); garbage to the collector."""
+        return self.physical_dir / f".partial-{drv_path.rsplit('/', 1)[1].removesuffix('.drv')}"
 
     # -- queries -------------------------------------------------------------------------
     def is_valid(self, store_path: str) -> bool:

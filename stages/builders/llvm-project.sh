@@ -6,8 +6,9 @@
 # after whichever finished. cmake gives their programs RUNPATH $ORIGIN/../lib and, standalone,
 # LLVM's lib/; libstdc++ is found through the c++ wrapper's RUNPATH. $optimize is the
 # optimisation of LLVM's own code. No assertions, tests, examples, docs or bindings.
-unpack_sources
-src=$(ls -d llvm-* | head -n 1)
+# The build is resumable (hours on two cores): ninja builds it, and when the run was cut short
+# this script starts in the build directory it left; once configured, the source tree and
+# build/ are reused as they are, and ninja rebuilds only what had not finished.
 case "$project" in
     llvm)
         # $targets lists the code generators; not built: llvm-exegesis (a benchmark tool
@@ -38,11 +39,18 @@ case "$project" in
         exit 1
         ;;
 esac
-cmake -S "$src/$project" -B build -G "Unix Makefiles" -Wno-dev \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out" \
-    -DCMAKE_C_COMPILER=cc -DCMAKE_CXX_COMPILER=c++ -DCMAKE_AR="$(command -v ar)" \
-    -DCMAKE_C_FLAGS_RELEASE="$optimize -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="$optimize -DNDEBUG" \
-    -DPython3_EXECUTABLE="$(input python)/bin/python3" "$@" \
-    > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
-make -C build -j"$BOOTSTRAP_CORES"
-make -C build install
+if [ -f build/configured ]; then
+    echo "resuming: $project's build tree was configured by an earlier, interrupted build"
+else
+    rm -rf ./* # whatever an attempt interrupted before the end of its configure left
+    unpack_sources
+    cmake -S llvm-*/"$project" -B build -G Ninja -Wno-dev \
+        -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out" \
+        -DCMAKE_C_COMPILER=cc -DCMAKE_CXX_COMPILER=c++ -DCMAKE_AR="$(command -v ar)" \
+        -DCMAKE_C_FLAGS_RELEASE="$optimize -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="$optimize -DNDEBUG" \
+        -DPython3_EXECUTABLE="$(input python)/bin/python3" "$@" \
+        > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
+    touch build/configured
+fi
+ninja -C build -j"$BOOTSTRAP_CORES"
+ninja -C build install
