@@ -106,9 +106,10 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
         if drv.builder in BUILTINS:
             hermetic, seconds = True, _run_builtin(drv, staged["out"], options, log_file)
         else:
+            resumed = any(build_dir.iterdir())  # the kept work of an interrupted build
             _export_references_graphs(store, drv, inputs, build_dir)
             hermetic, seconds = _run_builder(
-                store, drv, inputs, staged, build_dir, options, log_file, on_line
+                store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed
             )
         if options.cancelled.is_set():
             raise BuildError(f"{drv.name}: the run was interrupted; nothing registered")
@@ -188,7 +189,7 @@ def _run_builtin(drv: Derivation, out: Path, options: BuildOptions, log_file: Pa
     return time.monotonic() - start
 
 
-def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_line):
+def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed):
     spec = SandboxSpec(
         command=[drv.builder, *drv.args],
         build_dir=build_dir,
@@ -200,6 +201,7 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
         max_seconds=options.max_seconds,
         max_silent_seconds=options.max_silent_seconds,
         sandboxed=options.sandboxed,
+        append_log=resumed,
     )
     result = run_in_sandbox(spec, log_file, on_line)
     if not result.succeeded:

@@ -84,7 +84,8 @@ class SandboxSpec:
     (`physical`, which must not exist yet) and its store path (`logical`). All outputs share one
     logical store directory. `env` is the derivation's environment; the sandbox adds the fixed
     variables (HOME, TMPDIR, ...) and refuses to let `env` override them. `sandboxed=False` is
-    the explicit no-sandbox mode: it needs physical == logical for every bind.
+    the explicit no-sandbox mode: it needs physical == logical for every bind. `append_log`
+    adds to the log file instead of replacing it (a resumed build's log keeps every attempt).
     """
 
     command: Sequence[str]
@@ -98,6 +99,7 @@ class SandboxSpec:
     max_silent_seconds: float | None = None
     source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
     sandboxed: bool = True
+    append_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -457,7 +459,7 @@ def _supervise(
     """Start argv in its own session, pump its output, kill its whole group when done."""
     clock = _Clock(spec.max_seconds, spec.max_silent_seconds)
     splitter = _LineSplitter(on_line)
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab" if spec.append_log else "wb") as log:
         proc = _start(argv, env, pass_fds, cwd)
         assert proc.stdout is not None
         try:

@@ -275,7 +275,9 @@ def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig
     assert "building steps-1 (resuming its interrupted build)" in err
     [built] = [p for p in store.all_paths() if p.endswith("-steps-1")]
     assert store.real_path(built).read_text() == "part 1\n"
-    assert "resuming after part 1" in log_path(store, store.query_info(built).deriver).read_text()
+    log = log_path(store, store.query_info(built).deriver).read_text()
+    assert log.count("building steps-1 with steps.sh") == 2  # both attempts
+    assert log.index("resuming after part 1") > log.rindex("building steps-1 with steps.sh")
     assert not kept.exists()
 
 
