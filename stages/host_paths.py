@@ -107,6 +107,11 @@ GCC_DRIVER_MUSL_LOADERS = (
 )
 LIBBACKTRACE_DEBUG_INLINE = ("/usr/libH",)
 
+# The same directories in gcc's programs compiled at -O2: libbacktrace's `/usr/lib/debug/`,
+# `.debug/` and `.build-id/` are stored side by side without terminators (they are copied by
+# length), and the next string is "munmap", so the audit reads the four as one.
+LIBBACKTRACE_DEBUG_PACKED = ("/usr/lib/debug/.debug/.build-id/munmap",)
+
 # Python 3.11, a static interpreter: getpath (frozen into it) joins suffixes such as
 # /lib/python3.11 and /bin/python to its own prefix, and site's docstring (frozen too) names
 # example /usr/local paths, as python3-config's shell code names its suffixes. In the standard
