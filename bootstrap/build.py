@@ -73,6 +73,15 @@ def log_path(store: Store, drv_path: str) -> Path:
     return store.log_dir() / f"{drv_path.rsplit('/', 1)[1]}.log"
 
 
+def has_kept_build(store: Store, drv_path: str, drv: Derivation) -> bool:
+    """Whether an interrupted build of a resumable `drv` left work its next build continues."""
+    return _resumable(drv) and store.partial_build_dir(drv_path).is_dir()
+
+
+def _resumable(drv: Derivation) -> bool:
+    return drv.env.get(RESUMABLE) == "1"
+
+
 def outputs_valid(store: Store, drv: Derivation) -> bool:
     return all(store.is_valid(out.path) for out in drv.outputs.values())
 
@@ -126,7 +135,7 @@ def _build_dir(
     """A fresh scratch build directory; for a resumable derivation, the one its interrupted
     build left, if any. That one outlives an interruption (and a crash of this process), so
     the next attempt continues the work; a failure or a success removes it."""
-    if drv.env.get(RESUMABLE) != "1":
+    if not _resumable(drv):
         with store.temp_dir("build") as build_dir:
             build_dir.mkdir()
             yield build_dir

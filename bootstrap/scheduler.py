@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bootstrap.build import RESUMABLE, BuildOptions, BuildOutcome, outputs_valid, realise
+from bootstrap.build import BuildOptions, BuildOutcome, has_kept_build, outputs_valid, realise
 from bootstrap.derivation import Derivation, add_to_store, drv_path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import progress_wanted
@@ -172,16 +172,14 @@ class Scheduler:
         for path in [p for p, deps in waiting.items() if not deps][:free_slots]:
             del waiting[path]
             drv = graph.derivations[path]
-            self._say(bar, f"building {drv.name}{self._resuming(path, drv)}")
+            resuming = has_kept_build(self.store, path, drv)
+            note = " (resuming its interrupted build)" if resuming else ""
+            self._say(bar, f"building {drv.name}{note}")
             running[
                 pool.submit(
                     realise, self.store, path, drv, self.options, self._line_sink(bar, drv.name)
                 )
             ] = path
-
-    def _resuming(self, path: str, drv: Derivation) -> str:
-        kept = drv.env.get(RESUMABLE) == "1" and self.store.partial_build_dir(path).is_dir()
-        return " (resuming its interrupted build)" if kept else ""
 
     def _finish(self, graph, path, future, waiting, summary, bar) -> None:
         name = graph.derivations[path].name

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bootstrap import seed
 from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
-from bootstrap.build import BuildOptions, log_path, outputs_valid
+from bootstrap.build import BuildOptions, has_kept_build, log_path, outputs_valid
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.derivation import Derivation
@@ -170,7 +170,7 @@ def _status(store: Store, path: str, drv: Derivation) -> str:
         return "built"
     if store.is_locked(drv.outputs["out"].path):
         return "building"
-    return "partial" if store.partial_build_dir(path).is_dir() else "missing"
+    return "partial" if has_kept_build(store, path, drv) else "missing"
 
 
 def run_graph(args: argparse.Namespace) -> int:
