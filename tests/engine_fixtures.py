@@ -9,8 +9,11 @@ from __future__ import annotations
 import gzip
 import io
 import shutil
+import subprocess
 import tarfile
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,12 @@ def make_recipes(tmp: Path, scripts: dict[str, str], patches: dict[str, str] | N
 
 def offline_fetcher(tmp: Path) -> Fetcher:
     return Fetcher(cache_dir=tmp / "cache", progress=False)
+
+
+def wait_until(ready: Callable[[], object], proc: subprocess.Popen, seconds: float = 60) -> None:
+    """Poll until `ready()` holds, failing with the process's output if it exits or time runs
+    out first."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from bootstrap.store import Store
 from bootstrap.store.verify import verify_store
 
 from .conftest import run_cli
-from .engine_fixtures import busybox_seed, make_recipes, requires_busybox
+from .engine_fixtures import busybox_seed, make_recipes, requires_busybox, wait_until
 
 pytestmark = requires_busybox
 
@@ -186,10 +185,7 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_next_run_finishes(tmp_path):
     run = [sys.executable, "-m", "bootstrap", "run", "--stages", str(stages), "--no-out-link"]
     proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     logs = tmp_path / "root" / "var" / "bootstrap" / "logs"
-    deadline = time.monotonic() + 60
-    while not any("greet" in log.name for log in logs.glob("*.log")):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
+    wait_until(lambda: any("greet" in log.name for log in logs.glob("*.log")), proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
@@ -214,10 +210,7 @@ def test_an_interrupted_resumable_build_shows_as_partial_and_the_next_run_contin
     run = [sys.executable, "-m", "bootstrap", "run", "--stages", str(stages), "--no-out-link"]
     proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     physical = tmp_path / "root" / "store"
-    deadline = time.monotonic() + 60
-    while not list(physical.glob(".partial-*-greet-2.0/paused")):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
+    wait_until(lambda: list(physical.glob(".partial-*-greet-2.0/paused")), proc)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     shown = run_cli("show", "--stages", stages, env=env).stdout.decode()

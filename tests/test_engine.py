@@ -27,7 +27,13 @@ from bootstrap.store import Store
 from bootstrap.store.gc import collect_garbage
 from bootstrap.store.verify import verify_store
 
-from .engine_fixtures import busybox_seed, make_recipes, offline_fetcher, requires_busybox
+from .engine_fixtures import (
+    busybox_seed,
+    make_recipes,
+    offline_fetcher,
+    requires_busybox,
+    wait_until,
+)
 
 pytestmark = requires_busybox
 
@@ -233,10 +239,7 @@ def test_interrupted_run_resumes(tmp_path, sig):
     recipes_in(tmp_path / "t")
     proc = run_engine(tmp_path / "t", root)
     log_dir = root / "var" / "bootstrap" / "logs"
-    deadline = time.monotonic() + 60
-    while not any("slow" in p.name for p in log_dir.glob("*.log")):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
+    wait_until(lambda: any("slow" in p.name for p in log_dir.glob("*.log")), proc)
     time.sleep(0.5)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=30)
@@ -259,10 +262,7 @@ def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig
     recipes_in(tmp_path / "t")
     proc = run_engine(tmp_path / "t", root, "steps")
     store = Store(root, "/bootstrap/store")
-    deadline = time.monotonic() + 60
-    while not list(store.physical_dir.glob(".partial-*-steps-1/paused-once")):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
+    wait_until(lambda: list(store.physical_dir.glob(".partial-*-steps-1/paused-once")), proc)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=30)
     [kept] = store.physical_dir.glob(".partial-*")
