@@ -36,7 +36,6 @@ from bootstrap.storepath import source_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 PRELUDE = "prelude.sh"
-ALLOWED_HOST_PATHS = "allowedHostPaths"  # env key: host path strings the audit accepts
 DEFAULT_PROFILE = "default"
 DEFAULT_PROFILES = {DEFAULT_PROFILE: "what users ship"}
 
@@ -54,6 +53,7 @@ class Seed:
     tree_hash: Hash
     urls: tuple[str, ...] = ()
     strip_top: bool = False
+    # host path strings its files may name; as `Package.allowed_host_paths`
     allowed_host_paths: tuple[str, ...] = ()
 
 
@@ -70,7 +70,8 @@ class Package:
     outputs: tuple[str, ...] = ("out",)
     files: tuple[str, ...] = ()  # more files from stages/builders/ (`builder_file NAME`)
     # host path strings its files may name (search-path defaults, /bin/sh for system()); the
-    # hermeticity audit accepts exactly these, and the recipe says why
+    # hermeticity audit accepts exactly these, and the recipe says why. Audit policy, not a
+    # build input: it is not part of the derivation, so changing it rebuilds nothing
     allowed_host_paths: tuple[str, ...] = ()
     # files the builder finds in /build describing an input's closure (Nix's
     # exportReferencesGraph): file name -> input
@@ -214,7 +215,6 @@ class Evaluator:
                 "urls": " ".join(seed.urls),
                 "archiveHash": str(seed.archive_hash),
                 "stripTop": "1" if seed.strip_top else "0",
-                **_allowed_env(seed.allowed_host_paths),
             },
         )
 
@@ -266,7 +266,6 @@ class Evaluator:
             "inputs": " ".join(input_outs),
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
-            **_allowed_env(pkg.allowed_host_paths),
             **({RESUMABLE: "1"} if pkg.resumable else {}),
             **self._fixup_env(where, pkg),
             **self._shebangs_env(where, pkg),
@@ -324,10 +323,6 @@ class Evaluator:
         return {EXPORT_REFERENCES_GRAPH: " ".join(pairs)} if pairs else {}
 
 
-def _allowed_env(paths: Sequence[str]) -> dict[str, str]:
-    return {ALLOWED_HOST_PATHS: " ".join(sorted(paths))} if paths else {}
-
-
 def _checked_env(where: str, env: Mapping[str, str]) -> dict[str, str]:
     for key, value in env.items():
         if not isinstance(key, str) or not isinstance(value, str):
@@ -343,6 +338,8 @@ class TargetPlan:
     graph: BuildGraph
     stages: dict[str, list[str]]
     profile: str = DEFAULT_PROFILE
+    # output path -> the host path strings its recipe allows (`allowed_host_paths`)
+    allowed_host_paths: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def stage_of(self, drv: str) -> str | None:
         return next((name for name, drvs in self.stages.items() if drv in drvs), None)
@@ -379,9 +376,13 @@ def plan_target(
     evaluator = Evaluator(store_dir, target, recipes, profile, known_profiles=profiles)
     graph = evaluator.evaluate([p for stage in stages for p in stage.packages])
     per_stage: dict[str, list[str]] = {}
+    allowed: dict[str, frozenset[str]] = {}
     seen: set[str] = set()
     for stage in stages:
         drvs = [evaluator.drv_path_of(p) for p in stage.packages]
         per_stage[stage.name] = [d for d in drvs if d not in seen]
         seen.update(drvs)
-    return TargetPlan(target, graph, per_stage, profile)
+        for item in stage.packages:
+            for output in graph.derivations[evaluator.drv_path_of(item)].outputs.values():
+                allowed[output.path] = frozenset(item.allowed_host_paths)
+    return TargetPlan(target, graph, per_stage, profile, allowed)

@@ -76,6 +76,7 @@ gcc10 = Package(
     "10.2.0",
     "gcc-on-musl.sh",
     sources=(GCC10_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE),
+    files=("gcc-tree.sh",),
     patches=("gcc-10.2.0-plugin-api-musl.patch",),
     inputs=(busybox, gcc, make, binutils, musl_by_gcc),
     # compiled by g++ 3.4.6 at -O1 or -O2, gcc 10's cc1 never finishes compiling libgcc's

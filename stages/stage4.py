@@ -56,6 +56,7 @@ gcc12 = Package(
     "12.2.0",
     "gcc-on-musl.sh",
     sources=(GCC12_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE),
+    files=("gcc-tree.sh",),
     inputs=(busybox, gcc10, make, binutils, musl_by_gcc),
     env={"hostOptimize": "-O1", "optimize": "-O2"},
     allowed_host_paths=(

@@ -25,6 +25,7 @@ gcc = Package(
     "12.2.0",
     "gcc-for-glibc.sh",
     sources=(GCC12_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE),
+    files=("gcc-tree.sh",),
     inputs=(busybox, gcc12, make, binutils, glibc),
     env={"hostOptimize": "-O2", "optimize": "-O2"},
     profiles={"fast": {"hostOptimize": "-O1"}},

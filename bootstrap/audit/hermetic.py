@@ -8,7 +8,7 @@ For every ELF file and script of the audited store paths it checks that:
   /lib64, /libx32, and no /etc/ld.so.* (a `#!/bin/sh` line included).
 Strings under /dev, /proc, /sys and /tmp are fine (they are not host software). Anything else
 must be allowed explicitly, as exact strings: by the caller (`allowed`) or, for one store path,
-by the recipe that built it (`AuditedPath.allowed`, from the derivation's `allowedHostPaths`).
+by the recipe that built it (`AuditedPath.allowed`, the recipe's `allowed_host_paths`).
 Other files (headers, data, archives) are not scanned. Paths are reasoned about logically and
 read physically through a `PathMap`.
 """

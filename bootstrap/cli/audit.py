@@ -17,12 +17,12 @@ from bootstrap.cli.common import (
     open_store,
     plan_from_args,
     print_json,
+    recipes_from_args,
 )
-from bootstrap.derivation import Derivation, read_drv_file
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
-from bootstrap.recipe import ALLOWED_HOST_PATHS
+from bootstrap.recipe import TargetPlan
 from bootstrap.store import Store
 from bootstrap.store.canonical import remove_tree
 
@@ -50,7 +50,8 @@ def _register_hermetic(checks: argparse._SubParsersAction) -> None:
         "check every ELF file and script: interpreters, RUNPATH and DT_NEEDED inside the store "
         "and the closure, no host paths (/usr, /bin, /lib...); exit 1 on any violation. "
         "Arguments are store paths (their whole closure is audited), stage names of the "
-        "target, or plain files and directories"
+        "target, or plain files and directories. A store path may name the host path strings "
+        "its recipe declares (allowed_host_paths in the target's stages/)"
     )
     sub = checks.add_parser("hermetic", help=text, description=text)
     sub.add_argument("items", nargs="+", metavar="PATH|STAGE")
@@ -117,9 +118,9 @@ def run_ddc(args: argparse.Namespace) -> int:
 
 def run_hermetic(args: argparse.Namespace) -> int:
     store = open_store(args)
-    store_paths, plain, planned = _classify(args, store)
+    store_paths, plain, allowed = _classify(args, store)
     audited = [
-        AuditedPath(p, store.real_path(p), planned.get(p) or declared_host_paths(store, p))
+        AuditedPath(p, store.real_path(p), allowed.get(p, frozenset()))
         for p in store.closure(store_paths)
     ]
     closure = set(store.closure(store_paths))
@@ -134,28 +135,15 @@ def run_hermetic(args: argparse.Namespace) -> int:
     return 1 if violations else 0
 
 
-def declared_host_paths(store: Store, path: str) -> frozenset[str]:
-    """The host path strings the recipe of `path` allows (`allowedHostPaths` of its deriver)."""
-    deriver = store.query_info(path).deriver
-    if not deriver or not store.real_path(deriver).is_file():
-        return frozenset()
-    return _allowed(read_drv_file(store.real_path(deriver)))
-
-
-def _allowed(drv: Derivation) -> frozenset[str]:
-    return frozenset(drv.env.get(ALLOWED_HOST_PATHS, "").split())
-
-
 def _classify(
     args: argparse.Namespace, store: Store
 ) -> tuple[list[str], list[Path], dict[str, frozenset[str]]]:
     """Split arguments into valid store paths (stages expand to their outputs) and plain files.
 
-    When stages are named, also returns the host paths each output of the target's current
-    recipes allows: they win over an older deriver's (a fixed output keeps its first deriver).
+    When store paths or stages are named, also returns the host path strings that each output
+    of the target's recipes allows: a store path that no current recipe builds is allowed none.
     """
-    stage_outputs: dict[str, list[str]] | None = None
-    planned: dict[str, frozenset[str]] = {}
+    plan: TargetPlan | None = None
     store_paths: list[str] = []
     plain: list[Path] = []
     for item in args.items:
@@ -168,30 +156,32 @@ def _classify(
         elif "/" in item:
             raise BootstrapError(f"{item}: no such file or directory")
         else:
-            if stage_outputs is None:
-                stage_outputs, planned = _stage_outputs(args, store)
-            if item not in stage_outputs:
+            plan = plan or plan_from_args(args, store)
+            if item not in plan.stages:
                 raise BootstrapError(
                     f"{item!r} is neither a store path, a file nor a stage "
-                    f"(stages: {', '.join(stage_outputs)})"
+                    f"(stages: {', '.join(plan.stages)})"
                 )
-            missing = [p for p in stage_outputs[item] if not store.is_valid(p)]
+            outputs = _stage_outputs(plan, item)
+            missing = [p for p in outputs if not store.is_valid(p)]
             if missing:
                 raise BootstrapError(f"stage {item} is not fully built: {missing[0]} is missing")
-            store_paths += stage_outputs[item]
-    return store_paths, plain, planned
+            store_paths += outputs
+    return store_paths, plain, _allowances(args, store) if store_paths else {}
 
 
-def _stage_outputs(
-    args: argparse.Namespace, store: Store
-) -> tuple[dict[str, list[str]], dict[str, frozenset[str]]]:
-    plan = plan_from_args(args, store)
+def _allowances(args: argparse.Namespace, store: Store) -> dict[str, frozenset[str]]:
+    """Output path -> the host path strings its recipe allows, in every profile of the
+    target's recipes (a store path names neither its recipe nor its profile)."""
+    allowed: dict[str, frozenset[str]] = {}
+    for profile in recipes_from_args(args).profiles():
+        allowed |= plan_from_args(args, store, profile).allowed_host_paths
+    return allowed
+
+
+def _stage_outputs(plan: TargetPlan, stage: str) -> list[str]:
     derivations = plan.graph.derivations
-    outputs: dict[str, list[str]] = {}
-    for stage, drvs in plan.stages.items():
-        outputs[stage] = [o.path for d in drvs for o in derivations[d].outputs.values()]
-    allowed = {o.path: _allowed(d) for d in derivations.values() for o in d.outputs.values()}
-    return outputs, allowed
+    return [o.path for d in plan.stages[stage] for o in derivations[d].outputs.values()]
 
 
 def _path_map(specs: list[str], store: Store) -> PathMap:

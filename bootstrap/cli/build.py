@@ -47,13 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(only when --store-dir is the physical store; recorded as non-hermetic)",
     )
     run.add_argument("--offline", action="store_true", help="never use the network")
-    run.add_argument(
-        "--host-cc",
-        default="cc",
-        metavar="CC",
-        help="host C compiler that builds the pinned seed if it is neither cached nor "
-        "downloadable (default: cc); the result must match the pin",
-    )
+    _add_host_cc(run)
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a build after this")
     run.add_argument(
         "--max-silent",
@@ -85,15 +79,32 @@ def register(commands: argparse._SubParsersAction) -> None:
     graph.add_argument("--format", choices=["dot"], default="dot")
     graph.set_defaults(func=run_graph)
 
-    fetch = commands.add_parser("fetch", help="download every source a target needs")
+    fetch = commands.add_parser(
+        "fetch",
+        help="download every source a target needs",
+        description="Download every source of the target's stages into the download cache, "
+        "and build the pinned seed there if it is missing, so that `run --offline` needs no "
+        "network. A source that cannot be downloaded does not stop the others.",
+    )
     add_target_options(fetch)
     fetch.add_argument("-j", "--max-jobs", type=_positive, default=4)
+    _add_host_cc(fetch)
     fetch.set_defaults(func=run_fetch)
 
     log = commands.add_parser("log", help="print the build log of a derivation or output")
     log.add_argument("path", metavar="PATH", help="a .drv path or an output path")
     add_store_options(log)
     log.set_defaults(func=run_log)
+
+
+def _add_host_cc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host-cc",
+        default="cc",
+        metavar="CC",
+        help="host C compiler that builds the pinned seed if it is neither cached nor "
+        "downloadable (default: cc); the result must match the pin",
+    )
 
 
 def _positive(text: str) -> int:
@@ -191,9 +202,12 @@ def run_graph(args: argparse.Namespace) -> int:
 def run_fetch(args: argparse.Namespace) -> int:
     store = open_store(args)
     graph = plan_from_args(args, store).graph
+    fetcher = Fetcher()
+    _ensure_pinned_seed(graph, store, fetcher, args.host_cc)
     fetches = [p for p in graph.topological() if graph.derivations[p].builder in BUILTINS]
     sources = BuildGraph(graph.derivations, graph.local_sources, fetches)
-    summary = Scheduler(store, max_jobs=args.max_jobs).realise(sources)
+    options = BuildOptions(fetcher=fetcher)
+    summary = Scheduler(store, options, max_jobs=args.max_jobs, keep_going=True).realise(sources)
     print(summary.render(sources))
     return 0 if summary.ok else 1
 

@@ -70,7 +70,11 @@ def add_target_options(parser: argparse.ArgumentParser, positional: bool = True)
     add_store_options(parser)
 
 
-def plan_from_args(args: argparse.Namespace, store: Store) -> TargetPlan:
+def plan_from_args(
+    args: argparse.Namespace, store: Store, profile: str | None = None
+) -> TargetPlan:
+    """The plan of the target, stages and profile the arguments name (`profile` overrides
+    `--profile`)."""
     target = args.target_opt or getattr(args, "target", None) or "x86_64-linux"
     host = SUPPORTED_SYSTEMS.get(platform.machine())
     if target != host:
@@ -78,5 +82,10 @@ def plan_from_args(args: argparse.Namespace, store: Store) -> TargetPlan:
             f"target {target!r} cannot be built on this {platform.machine()} "
             f"host: expected {host or 'an x86_64 host'}"
         )
-    recipes = Recipes(stages_dir=args.stages) if args.stages else Recipes()
-    return plan_target(store.store_dir, target, recipes, args.until, args.profile)
+    return plan_target(
+        store.store_dir, target, recipes_from_args(args), args.until, profile or args.profile
+    )
+
+
+def recipes_from_args(args: argparse.Namespace) -> Recipes:
+    return Recipes(stages_dir=args.stages) if args.stages else Recipes()

@@ -9,19 +9,8 @@
 glibc=$(input glibc)
 binutils=$(input binutils)
 triple=x86_64-pc-linux-gnu
-unpack_sources
-for inner in gcc-*/gcc-*.tar.xz; do # Debian's orig tarball wraps the upstream one
-    [ -f "$inner" ] || continue
-    tar -xJf "$inner"
-    rm -r "${inner%/*}"
-done
-src=$(echo gcc-[0-9]*)
-for lib in gmp mpfr mpc; do
-    mv "$lib"-[0-9]* "$src/$lib"
-done
-# Debian's gmp orig tarball has no doc/ (the manual is not DFSG-free)
-sed -i 's| doc/Makefile||' "$src/gmp/configure"
-sed -i 's|^\(SUBDIRS = .*\) doc$|\1|' "$src/gmp/Makefile.in"
+. "$(builder_file gcc-tree.sh)"
+unpack_gcc_tree
 # the loader that dynamic programs name is the store's glibc's, not /lib64's
 sed -i "s|\"/lib64/ld-linux-x86-64.so.2\"|\"$glibc/lib/ld-linux-x86-64.so.2\"|" \
     "$src/gcc/config/i386/linux64.h"

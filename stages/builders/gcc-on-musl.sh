@@ -6,19 +6,8 @@
 # is static only. No docs, NLS, LTO, plugins or optional runtimes (sanitizers, OpenMP, ...).
 musl=$(input musl)
 binutils=$(input binutils)
-unpack_sources
-for inner in gcc-*/gcc-*.tar.xz; do # Debian's orig tarball wraps the upstream one
-    [ -f "$inner" ] || continue
-    tar -xJf "$inner"
-    rm -r "${inner%/*}"
-done
-src=$(echo gcc-[0-9]*)
-for lib in gmp mpfr mpc; do
-    mv "$lib"-[0-9]* "$src/$lib"
-done
-# Debian's gmp orig tarball has no doc/ (the manual is not DFSG-free)
-sed -i 's| doc/Makefile||' "$src/gmp/configure"
-sed -i 's|^\(SUBDIRS = .*\) doc$|\1|' "$src/gmp/Makefile.in"
+. "$(builder_file gcc-tree.sh)"
+unpack_gcc_tree
 # the loader names behind -static's absence point into the store, not at /lib
 sed -i "s|\"/lib/ld-musl-|\"$musl/lib/ld-musl-|" "$src/gcc/config/i386/linux64.h"
 (cd "$src" && apply_patches)
