@@ -28,6 +28,21 @@ def test_audits_of_a_built_target(tmp_path):
         ("host-reference", "busybox")
     }
 
+    # The recipe declares those strings: the audit accepts them, by stage and by store path,
+    # and as allowances are audit policy, not build input, nothing is rebuilt.
+    shown = run_cli("show", "--stages", stages, env=env).stdout
+    declared = tuple(sorted({v["value"] for v in violations}))
+    init = stages / "__init__.py"
+    seed_line = next(line for line in init.read_text().splitlines() if line.startswith("seed ="))
+    declaring = f"{seed_line[:-1]}, allowed_host_paths={declared!r})"
+    init.write_text(init.read_text().replace(seed_line, declaring))
+    assert run_cli("show", "--stages", stages, env=env).stdout == shown
+    rows = shown.decode().splitlines()
+    seed_path = next(line.split()[-1] for line in rows if " test-seed " in line)
+    for audited in ("stage1", seed_path):
+        clean = run_cli("audit", "hermetic", audited, "--stages", stages, env=env)
+        assert clean.stdout == b"no violations\n", clean.stdout
+
     repro = run_cli("audit", "reproduce", "--stages", stages, env=env)
     assert b"2 identical, 0 differs" in repro.stdout
 

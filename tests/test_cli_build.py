@@ -129,6 +129,15 @@ def test_fetch_only_downloads(tmp_path):
     assert shown.count("missing") == 2
 
 
+def test_fetch_goes_on_past_a_source_it_cannot_download(tmp_path):
+    stages = make_stages(tmp_path)
+    (tmp_path / "test-seed.tar.gz").unlink()  # fetched first; note.txt is still downloaded
+    result = run_cli("fetch", "-j", "1", "--stages", stages, env=cli_env(tmp_path), check=False)
+    assert result.returncode == 1
+    assert b"1 built, 0 reused, 1 failed" in result.stdout
+    assert b"FAILED test-seed" in result.stdout
+
+
 def test_bad_target_and_stage_are_one_line_errors(tmp_path):
     stages = make_stages(tmp_path)
     env = cli_env(tmp_path)
