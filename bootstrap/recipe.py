@@ -185,6 +185,8 @@ class Evaluator:
         self._hasher = DerivationHasher(self.graph.derivations.__getitem__, store_dir)
         self._paths: dict[int, str] = {}
         self._fetches: dict[Hash, str] = {}
+        # output path -> the host path strings its recipe allows (audit policy, not in the drv)
+        self.allowed_host_paths: dict[str, frozenset[str]] = {}
 
     def evaluate(self, targets: Sequence[Package | Seed]) -> BuildGraph:
         self.graph.targets = [self.drv_path_of(t) for t in targets]
@@ -193,7 +195,9 @@ class Evaluator:
     def drv_path_of(self, item: Package | Seed) -> str:
         if id(item) not in self._paths:
             drv = self._seed(item) if isinstance(item, Seed) else self._package(item)
-            self._paths[id(item)] = self._add(drv)
+            self._paths[id(item)] = path = self._add(drv)
+            for output in self.graph.derivations[path].outputs.values():
+                self.allowed_host_paths[output.path] = frozenset(item.allowed_host_paths)
         return self._paths[id(item)]
 
     def output_path(self, item: Package | Seed, output: str = "out") -> str:
@@ -376,13 +380,9 @@ def plan_target(
     evaluator = Evaluator(store_dir, target, recipes, profile, known_profiles=profiles)
     graph = evaluator.evaluate([p for stage in stages for p in stage.packages])
     per_stage: dict[str, list[str]] = {}
-    allowed: dict[str, frozenset[str]] = {}
     seen: set[str] = set()
     for stage in stages:
         drvs = [evaluator.drv_path_of(p) for p in stage.packages]
         per_stage[stage.name] = [d for d in drvs if d not in seen]
         seen.update(drvs)
-        for item in stage.packages:
-            for output in graph.derivations[evaluator.drv_path_of(item)].outputs.values():
-                allowed[output.path] = frozenset(item.allowed_host_paths)
-    return TargetPlan(target, graph, per_stage, profile, allowed)
+    return TargetPlan(target, graph, per_stage, profile, evaluator.allowed_host_paths)
