@@ -26,7 +26,7 @@ case "$project" in
         ;;
     clang)
         # clang links with lld by default; no static analyzer (its scan-build scripts are Perl,
-        # which the chain does not have)
+        # which the chain does not have), and with the recipe's patch, not its libraries either
         set -- -DLLVM_DIR="$(input llvm)/lib/cmake/llvm" -DCLANG_LINK_CLANG_DYLIB=ON \
             -DCLANG_DEFAULT_LINKER=lld -DCLANG_INCLUDE_TESTS=OFF -DCLANG_INCLUDE_DOCS=OFF \
             -DCLANG_ENABLE_ARCMT=OFF -DCLANG_ENABLE_STATIC_ANALYZER=OFF
@@ -44,6 +44,7 @@ if [ -f build/configured ]; then
 else
     rm -rf ./* # whatever an attempt interrupted before the end of its configure left
     unpack_sources
+    (cd llvm-* && apply_patches)
     cmake -S llvm-*/"$project" -B build -G Ninja -Wno-dev \
         -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out" \
         -DCMAKE_C_COMPILER=cc -DCMAKE_CXX_COMPILER=c++ -DCMAKE_AR="$(command -v ar)" \
