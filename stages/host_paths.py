@@ -246,15 +246,14 @@ LLD_PORTS = (
 # CMake's find_* commands and generators know the conventional prefixes of many systems
 # (/usr, /usr/local, X11 and OpenGL directories, /usr/lib64/ and /usr/libx32/ library
 # suffixes, os-release for CMAKE_HOST_SYSTEM) and search them only under CMAKE_SYSROOT or when
-# a project asks; the chain's builds find everything through their inputs. `/usr/binH`,
-# `/usr/incH9`, `/usr/incL`, `/usr/locH`, `/usr/sbiH` are those bytes inside instructions.
+# a project asks; the chain's builds find everything through their inputs. `/usr/incH9`,
+# `/usr/incL`, `/usr/locH`, `/usr/sbiH` are those bytes inside instructions.
 CMAKE_SEARCH_DEFAULTS = (
     "/bin/",
     "/lib",
     "/usr",
     "/usr/.",
     "/usr/X11R6/lib/X11/xinit/xinitrc",
-    "/usr/binH",
     "/usr/bsd",
     "/usr/incH9",
     "/usr/incL",
