@@ -119,11 +119,11 @@ def run_ddc(args: argparse.Namespace) -> int:
 def run_hermetic(args: argparse.Namespace) -> int:
     store = open_store(args)
     store_paths, plain, allowed = _classify(args, store)
+    closure_paths = store.closure(store_paths)
     audited = [
-        AuditedPath(p, store.real_path(p), allowed.get(p, frozenset()))
-        for p in store.closure(store_paths)
+        AuditedPath(p, store.real_path(p), allowed.get(p, frozenset())) for p in closure_paths
     ]
-    closure = set(store.closure(store_paths))
+    closure = set(closure_paths)
     path_map = _path_map(args.map, store)
     for path in plain:
         physical = path.resolve()
