@@ -13,6 +13,7 @@ from bootstrap.export import (
     stage_outputs,
     store_path_root,
 )
+from bootstrap.signing import read_secret_key
 from bootstrap.store import Store
 
 
@@ -35,6 +36,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--compression", choices=COMPRESSIONS, default="xz", help="of NARs or the tar (default xz)"
     )
+    parser.add_argument(
+        "--sign-key",
+        type=Path,
+        metavar="FILE",
+        help="sign each narinfo with this secret key (from `bootstrap key generate` or "
+        "`nix key generate-secret`); Nix then accepts the cache with the public key trusted",
+    )
     parser.set_defaults(func=run_export)
 
 
@@ -46,13 +54,14 @@ def _roots(args: argparse.Namespace, store: Store) -> list[str]:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    sign_key = read_secret_key(args.sign_key) if args.sign_key else None
     store = open_store(args)
     roots = _roots(args, store)
     if args.format == "tar":
         result = export_closure_tar(store, roots, args.to, args.compression)
         print(f"{result.archive}: {len(result.closure)} paths, {result.size} bytes")
         return 0
-    cache = export_binary_cache(store, roots, args.to, args.compression)
+    cache = export_binary_cache(store, roots, args.to, args.compression, sign_key)
     print(
         f"{cache.directory}: {len(cache.closure)} paths "
         f"({len(cache.written)} written, {len(cache.present)} already present)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
@@ -29,6 +29,7 @@ from bootstrap.export.files import (
 )
 from bootstrap.hashing import Hash
 from bootstrap.nar import serialise
+from bootstrap.signing import SecretKey, fingerprint
 from bootstrap.store import PathInfo, Store
 from bootstrap.store.copy import references_first
 from bootstrap.storepath import split_store_path
@@ -45,6 +46,7 @@ class NarInfo:
     compression: str
     file_hash: Hash
     file_size: int
+    signatures: tuple[str, ...] = ()
 
     def render(self) -> str:
         """The text, fields in the order Nix writes them; References is present even if empty."""
@@ -61,6 +63,7 @@ class NarInfo:
         ]
         if info.deriver:
             lines.append(f"Deriver: {_basename(info.deriver)}")
+        lines += [f"Sig: {sig}" for sig in self.signatures]
         if info.ca:
             lines.append(f"CA: {info.ca}")
         return "\n".join(lines) + "\n"
@@ -85,9 +88,16 @@ def cache_info_text(store_dir: str) -> str:
 
 
 def export_binary_cache(
-    store: Store, paths: Iterable[str], directory: Path, compression: str = "xz"
+    store: Store,
+    paths: Iterable[str],
+    directory: Path,
+    compression: str = "xz",
+    sign_key: SecretKey | None = None,
 ) -> CacheExport:
-    """Write the closure of `paths` into the binary cache at `directory` (made if missing)."""
+    """Write the closure of `paths` into the binary cache at `directory` (made if missing).
+
+    Each narinfo carries the path's signatures from the store, and one by `sign_key` if given.
+    """
     check_compression(compression)
     closure = store.closure(paths)
     directory = Path(directory)
@@ -99,10 +109,20 @@ def export_binary_cache(
         if _complete(narinfo):
             present.append(path)
             continue
-        entry = _write_nar(store, store.query_info(path), directory, compression)
+        info = store.query_info(path)
+        entry = _write_nar(store, info, directory, compression)
+        entry = replace(entry, signatures=_signatures(info, sign_key))
         write_atomically(narinfo, entry.render().encode())
         written.append(path)
     return CacheExport(directory, tuple(closure), tuple(written), tuple(present))
+
+
+def _signatures(info: PathInfo, sign_key: SecretKey | None) -> tuple[str, ...]:
+    signatures = set(info.signatures)
+    if sign_key is not None:
+        message = fingerprint(info.path, info.nar_hash, info.nar_size, info.references)
+        signatures.add(sign_key.sign(message))
+    return tuple(sorted(signatures))
 
 
 def _claim_cache_info(directory: Path, store_dir: str) -> None:

@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS drv_outputs (
     PRIMARY KEY (drv, output)
 );
 CREATE INDEX IF NOT EXISTS drv_outputs_path ON drv_outputs(path);
+CREATE TABLE IF NOT EXISTS signatures (
+    path_id INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+    signature TEXT NOT NULL,
+    PRIMARY KEY (path_id, signature)
+);
 """
 
 
@@ -58,6 +63,7 @@ class PathInfo:
     deriver: str | None = None
     ca: str | None = None
     registration_time: int = 0
+    signatures: tuple[str, ...] = ()  # `NAME:BASE64`, see bootstrap.signing
 
 
 class Database:
@@ -140,6 +146,21 @@ class Database:
                         f"cannot register {info.path}: its reference {reference} is not valid"
                     )
                 self.conn.execute("INSERT INTO refs VALUES (?, ?)", (own_id, ref_id))
+            self._insert_signatures(own_id, info.signatures)
+
+    def add_signatures(self, path: str, signatures: Iterable[str]) -> None:
+        """Record more signatures of a valid path (ones it already has are kept once)."""
+        with self.transaction():
+            path_id = self._id(path)
+            if path_id is None:
+                raise BootstrapError(f"cannot sign {path}: it is not a valid path")
+            self._insert_signatures(path_id, signatures)
+
+    def _insert_signatures(self, path_id: int, signatures: Iterable[str]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO signatures VALUES (?, ?)",
+            [(path_id, sig) for sig in signatures],
+        )
 
     def info(self, path: str) -> PathInfo | None:
         row = self.conn.execute(
@@ -158,7 +179,15 @@ class Database:
                 (path_id,),
             )
         )
-        return PathInfo(path, Hash.parse(nar_hash), nar_size, references, deriver, ca, reg_time)
+        signatures = tuple(
+            s
+            for (s,) in self.conn.execute(
+                "SELECT signature FROM signatures WHERE path_id = ? ORDER BY signature", (path_id,)
+            )
+        )
+        return PathInfo(
+            path, Hash.parse(nar_hash), nar_size, references, deriver, ca, reg_time, signatures
+        )
 
     def references(self, path: str) -> list[str]:
         return self._linked(path, "referrer", "reference")
