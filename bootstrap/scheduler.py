@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -25,6 +25,7 @@ from bootstrap.derivation import Derivation, add_to_store, drv_path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import progress_wanted
 from bootstrap.store import Store
+from bootstrap.substitute import Substituter
 
 
 @dataclass
@@ -61,6 +62,7 @@ class BuildGraph:
 class Summary:
     built: list[BuildOutcome] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    substituted: dict[str, str] = field(default_factory=dict)  # drv path -> cache URL
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -71,7 +73,9 @@ class Summary:
 
     def render(self, graph: BuildGraph) -> str:
         lines = [
-            f"{len(self.built)} built, {len(self.reused)} reused, {len(self.failed)} failed, "
+            f"{len(self.built)} built, "
+            + (f"{len(self.substituted)} substituted, " if self.substituted else "")
+            + f"{len(self.reused)} reused, {len(self.failed)} failed, "
             f"{len(self.skipped)} not built because an input failed, in {self.seconds:.1f} s"
         ]
         for outcome in sorted(self.built, key=lambda o: -o.seconds):
@@ -80,6 +84,8 @@ class Summary:
                 f"  built  {graph.derivations[outcome.drv_path].name:<32} "
                 f"{outcome.seconds:8.1f} s{note}"
             )
+        for path, url in self.substituted.items():
+            lines.append(f"  substituted {graph.derivations[path].name} from {url}")
         for path, reason in self.failed.items():
             lines.append(f"  FAILED {graph.derivations[path].name}: {reason.splitlines()[0]}")
         return "\n".join(lines)
@@ -95,13 +101,22 @@ class Scheduler:
     # without a progress bar, a build says at most this often how long it has run and what its
     # log last said (a line on stderr), so a long build in a CI log shows it is alive
     heartbeat_seconds: float = 300.0
+    # asked for a derivation's outputs before it is built (None: build everything)
+    substituter: Substituter | None = None
+    # called after substitution, before the first build (e.g. to provide the seed archive)
+    before_build: Callable[[BuildGraph], None] | None = None
 
     def realise(self, graph: BuildGraph) -> Summary:
         """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
         start = time.monotonic()
         with self.store.gc_guard():
             self.instantiate(graph)
+            substituted = self._substitute(graph)
+            if self.before_build is not None:
+                self.before_build(graph)
             summary = self._run(graph, self._missing(graph))
+        summary.substituted = substituted
+        summary.reused = [p for p in summary.reused if p not in substituted]
         summary.seconds = time.monotonic() - start
         return summary
 
@@ -121,10 +136,42 @@ class Scheduler:
                 for name, out in drv.outputs.items():
                     self.store.db.set_drv_output(path, name, out.path)
 
+    def _substitute(self, graph: BuildGraph) -> dict[str, str]:
+        """Take what the caches have, top down as Nix does: a derivation whose outputs are
+        substituted needs none of its inputs, so those are not even asked for."""
+        if self.substituter is None or not self.substituter.caches:
+            return {}
+        done: dict[str, str] = {}
+        seen: set[str] = set()
+        todo = list(reversed(graph.targets))
+        while todo:
+            path = todo.pop()
+            drv = graph.derivations[path]
+            if path in seen or outputs_valid(self.store, drv):
+                continue
+            seen.add(path)
+            outputs = {name: out.path for name, out in drv.outputs.items()}
+            if self.substituter.substitute(list(outputs.values())):
+                for name, out in outputs.items():
+                    self.store.db.set_drv_output(path, name, out)
+                done[path] = self.substituter.origins.get(outputs["out"], "")
+                print(f"substituted {drv.name} from {done[path]}", file=sys.stderr, flush=True)
+            else:
+                todo.extend(graph.inputs_of(path))
+        return done
+
     def _missing(self, graph: BuildGraph) -> list[str]:
-        return [
-            p for p in graph.topological() if not outputs_valid(self.store, graph.derivations[p])
-        ]
+        """What must be built: derivations with an invalid output, reached from the targets
+        through derivations with an invalid output (a valid one needs none of its inputs)."""
+        needed: set[str] = set()
+        todo = list(graph.targets)
+        while todo:
+            path = todo.pop()
+            if path in needed or outputs_valid(self.store, graph.derivations[path]):
+                continue
+            needed.add(path)
+            todo.extend(graph.inputs_of(path))
+        return [p for p in graph.topological() if p in needed]
 
     def _run(self, graph: BuildGraph, missing: list[str]) -> Summary:
         missing_set = set(missing)

@@ -363,3 +363,4 @@ class Substituter:
                     scan=False,
                 )
                 self.store.db.add_signatures(info.store_path, info.signatures)
+                self.store.db.set_substituted(info.store_path, cache.url)

@@ -65,7 +65,16 @@ def build_manifest(store: Store, plan: TargetPlan) -> dict:
         "seeds": sorted(seeds, key=lambda e: e["drv"]),
         "stageOrder": list(plan.stages),
         "stages": stages,
+        "substituted": _substituted(store, plan),
     }
+
+
+def _substituted(store: Store, plan: TargetPlan) -> dict[str, str]:
+    """Output path -> the binary cache it came from, for outputs not built here. Kept out of
+    the stage entries: a substituted stage must hash as the same stage built locally."""
+    outputs = (out.path for drv in plan.graph.derivations.values() for out in drv.outputs.values())
+    found = {path: store.db.substituted_from(path) for path in outputs}
+    return {path: url for path, url in sorted(found.items()) if url}
 
 
 def summary_lines(manifest: dict) -> list[str]:

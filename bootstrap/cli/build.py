@@ -11,6 +11,7 @@ from bootstrap import seed
 from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
 from bootstrap.build import BuildOptions, has_kept_build, log_path, outputs_valid
 from bootstrap.builtins import BUILTINS, UNPACK
+from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
@@ -18,6 +19,7 @@ from bootstrap.fetch import Fetcher
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import Store
 from bootstrap.store.gc import add_root
+from bootstrap.substitute import Substituter
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -62,6 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="symlink to the last package's output, a GC root (default: result)",
     )
     run.add_argument("--no-out-link", action="store_true", help="create no out link")
+    add_substituter_options(run)
     run.set_defaults(func=run_run)
 
     show = commands.add_parser(
@@ -114,6 +117,7 @@ def _positive(text: str) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
+    substitution = substitute_options(args)
     store = open_store(args)
     plan = plan_from_args(args, store)
     graph = plan.graph
@@ -124,8 +128,15 @@ def run_run(args: argparse.Namespace) -> int:
         max_silent_seconds=args.max_silent,
         fetcher=Fetcher(offline=args.offline),
     )
-    _ensure_pinned_seed(graph, store, options.fetcher, args.host_cc)
-    scheduler = Scheduler(store, options, max_jobs=args.max_jobs, keep_going=args.keep_going)
+    substituter = Substituter(store, substitution, warn=_warn)
+    scheduler = Scheduler(
+        store,
+        options,
+        max_jobs=args.max_jobs,
+        keep_going=args.keep_going,
+        substituter=substituter,
+        before_build=lambda g: _ensure_pinned_seed(g, store, options.fetcher, args.host_cc),
+    )
     summary = scheduler.realise(graph)
     print(summary.render(graph))
     manifest = build_manifest(store, plan)
@@ -140,6 +151,10 @@ def run_run(args: argparse.Namespace) -> int:
         add_root(store, last, link=Path(args.out_link))
         print(f"{args.out_link} -> {last}")
     return 0
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _ensure_pinned_seed(graph: BuildGraph, store: Store, fetcher: Fetcher, host_cc: str) -> None:

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS signatures (
     signature TEXT NOT NULL,
     PRIMARY KEY (path_id, signature)
 );
+CREATE TABLE IF NOT EXISTS substitutions (
+    path_id INTEGER PRIMARY KEY REFERENCES valid_paths(id) ON DELETE CASCADE,
+    url TEXT NOT NULL
+);
 """
 
 
@@ -155,6 +159,22 @@ class Database:
             if path_id is None:
                 raise BootstrapError(f"cannot sign {path}: it is not a valid path")
             self._insert_signatures(path_id, signatures)
+
+    def set_substituted(self, path: str, url: str) -> None:
+        """Record that a valid path came from the binary cache at `url`."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO substitutions SELECT id, ? FROM valid_paths WHERE path = ?",
+                (url, path),
+            )
+
+    def substituted_from(self, path: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT s.url FROM substitutions s JOIN valid_paths p ON p.id = s.path_id"
+            " WHERE p.path = ?",
+            (path,),
+        ).fetchone()
+        return row[0] if row else None
 
     def _insert_signatures(self, path_id: int, signatures: Iterable[str]) -> None:
         self.conn.executemany(

@@ -1,0 +1,109 @@
+"""The cache round trip as a user runs it: store A builds and exports a signed cache; a fresh
+store B substitutes everything from it, builds nothing and prints the same stage hashes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from bootstrap.config import SUBSTITUTERS, list_setting
+from bootstrap.errors import BootstrapError
+from bootstrap.store import Store
+from bootstrap.store.verify import verify_store
+
+from .conftest import run_cli
+from .engine_fixtures import requires_busybox
+from .test_cli_build import cli_env, make_stages
+
+
+def stage_hashes(stdout: str) -> list[str]:
+    lines = stdout.split("stage hashes", 1)[1].splitlines()
+    return [line.split()[1] for line in lines if line.startswith("  stage")]
+
+
+@requires_busybox
+def test_round_trip_through_a_signed_cache(tmp_path):
+    stages = make_stages(tmp_path)
+    env_a = cli_env(tmp_path)
+    built = run_cli("run", "--stages", stages, "--no-out-link", env=env_a).stdout.decode()
+    assert "3 built" in built or " built," in built
+    run_cli("key", "generate", "--name", "test-1", "--secret", tmp_path / "sk",
+            "--public", tmp_path / "pk", env=env_a)  # fmt: skip
+    public = (tmp_path / "pk").read_text().strip()
+    run_cli("export", "--stages", stages, "--to", tmp_path / "bincache",
+            "--sign-key", tmp_path / "sk", env=env_a)  # fmt: skip
+
+    env_b = {**cli_env(tmp_path / "b"), "BOOTSTRAP_CONFIG": str(tmp_path / "none.toml")}
+    cache = f"file://{tmp_path / 'bincache'}"
+    result = run_cli("run", "--stages", stages, "--no-out-link", "--substituters", cache,
+                     "--trusted-public-keys", public, env=env_b)  # fmt: skip
+    out = result.stdout.decode()
+    assert out.startswith("0 built, 3 substituted"), out  # the seed, hello, greet
+    assert stage_hashes(out) == stage_hashes(built)
+    store_b = Store(tmp_path / "b" / "root")
+    assert verify_store(store_b).ok
+    manifest = json.loads((store_b.state_dir / "manifests" / "x86_64-linux.json").read_text())
+    assert set(manifest["substituted"].values()) == {cache}
+    # every substituted path carries the signature it came with
+    for path in manifest["substituted"]:
+        assert store_b.query_info(path).signatures[0].startswith("test-1:")
+
+    # a store that does not trust the key builds instead, with one warning per refused path
+    env_c = {**cli_env(tmp_path / "c"), "BOOTSTRAP_SUBSTITUTERS": cache,
+             "BOOTSTRAP_CONFIG": str(tmp_path / "none.toml")}  # fmt: skip
+    refused = run_cli("run", "--stages", stages, "--no-out-link", env=env_c)
+    assert refused.stdout.decode().startswith("4 built, 0 reused"), refused.stdout
+    assert "no valid signature by a trusted key" in refused.stderr.decode()
+    assert stage_hashes(refused.stdout.decode()) == stage_hashes(built)
+
+
+def test_settings_come_from_flag_then_environment_then_file(tmp_path, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text('substituters = ["file:///from/file", "file:///second"]\n')
+    monkeypatch.setenv("BOOTSTRAP_CONFIG", str(config))
+    monkeypatch.delenv("BOOTSTRAP_SUBSTITUTERS", raising=False)
+    from_file = list_setting(SUBSTITUTERS, None)
+    assert from_file.values == ("file:///from/file", "file:///second")
+    assert from_file.origin == str(config)
+    monkeypatch.setenv("BOOTSTRAP_SUBSTITUTERS", "file:///env-a file:///env-b")
+    from_env = list_setting(SUBSTITUTERS, None)
+    assert (from_env.values, from_env.origin) == (
+        ("file:///env-a", "file:///env-b"),
+        "$BOOTSTRAP_SUBSTITUTERS",
+    )
+    from_flag = list_setting(SUBSTITUTERS, ["file:///flag"])
+    assert (from_flag.values, from_flag.origin) == (("file:///flag",), "--substituters")
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("substituters = [", "not valid TOML"),
+        ("substituter = []", "unknown setting 'substituter'"),
+        ('substituters = "file:///x"', "substituters must be a list of strings"),
+    ],
+)
+def test_bad_config_file_is_one_line(tmp_path, monkeypatch, text, complaint):
+    config = tmp_path / "config.toml"
+    config.write_text(text + "\n")
+    monkeypatch.setenv("BOOTSTRAP_CONFIG", str(config))
+    monkeypatch.delenv("BOOTSTRAP_SUBSTITUTERS", raising=False)
+    with pytest.raises(BootstrapError, match=complaint):
+        list_setting(SUBSTITUTERS, None)
+    result = run_cli("run", "--store", tmp_path / "s", check=False,
+                     env={**os.environ, "BOOTSTRAP_CONFIG": str(config)})  # fmt: skip
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert stderr.startswith(f"bootstrap: error: {config}: ") and stderr.count("\n") == 1
+
+
+def test_bad_trusted_key_is_one_line(tmp_path):
+    env = {**os.environ, "BOOTSTRAP_CONFIG": str(tmp_path / "none.toml")}
+    result = run_cli("run", "--store", tmp_path / "s", "--trusted-public-keys", "k:abc",
+                     check=False, env=env)  # fmt: skip
+    assert result.returncode == 1
+    assert "trusted public key (from --trusted-public-keys): the part after 'k:' is not base64" in (
+        result.stderr.decode()
+    )
