@@ -10,6 +10,8 @@ import pytest
 
 from bootstrap.config import SUBSTITUTERS, list_setting
 from bootstrap.errors import BootstrapError
+from bootstrap.hashing import Hash
+from bootstrap.signing import fingerprint, signature_valid, trusted_keys
 from bootstrap.store import Store
 from bootstrap.store.verify import verify_store
 
@@ -49,6 +51,10 @@ def test_round_trip_through_a_signed_cache(tmp_path):
     # every substituted path carries the signature it came with
     for path in manifest["substituted"]:
         assert store_b.query_info(path).signatures[0].startswith("test-1:")
+
+    shown = run_cli("show", "--stages", stages, env=env_b).stdout.decode()
+    statuses = {line.split()[1]: line.split()[2] for line in shown.splitlines()[1:]}
+    assert statuses["greet-2.0"] == statuses["hello-1.0"] == "substituted"
 
     # a store that does not trust the key builds instead, with one warning per refused path
     env_c = {**cli_env(tmp_path / "c"), "BOOTSTRAP_SUBSTITUTERS": cache,
@@ -107,3 +113,29 @@ def test_bad_trusted_key_is_one_line(tmp_path):
     assert "trusted public key (from --trusted-public-keys): the part after 'k:' is not base64" in (
         result.stderr.decode()
     )
+
+
+@requires_busybox
+def test_store_sign_shows_in_path_info_and_export(tmp_path):
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    run_cli("run", "--stages", stages, "--out-link", tmp_path / "result", env=env)
+    run_cli("key", "generate", "--name", "k-1", "--secret", tmp_path / "sk",
+            "--public", tmp_path / "pk", env=env)  # fmt: skip
+    result = os.readlink(tmp_path / "result")  # the physical path, which every command takes
+    signed = run_cli("store", "sign", "-r", "--key", tmp_path / "sk", result,
+                     env=env).stdout.decode()  # fmt: skip
+    infos = json.loads(run_cli("store", "path-info", "-r", "--json", result, env=env).stdout)
+    assert signed.splitlines() == [f"signed {info['path']}" for info in infos]
+    public = (tmp_path / "pk").read_text().strip()
+    trusted = trusted_keys([public])
+    for info in infos:
+        assert len(info["signatures"]) == 1
+        message = fingerprint(
+            info["path"], Hash.parse(info["narHash"]), info["narSize"], info["references"]
+        )
+        assert signature_valid(info["signatures"][0], message, trusted)
+    # export without a key publishes the stored signatures
+    run_cli("export", result, "--to", tmp_path / "c", env=env)
+    narinfos = list((tmp_path / "c").glob("*.narinfo"))
+    assert narinfos and all("\nSig: k-1:" in n.read_text() for n in narinfos)

@@ -71,8 +71,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "show",
         help="list what a target builds, from what, and status",
         description="List every derivation of the target's stages in build order, with its "
-        "status: built, building (another process holds its lock), partial (an interrupted "
-        "build left its work, which the next run continues) or missing.",
+        "status: built, substituted (taken from a binary cache), building (another process "
+        "holds its lock), partial (an interrupted build left its work, which the next run "
+        "continues) or missing.",
     )
     add_target_options(show)
     show.set_defaults(func=run_show)
@@ -182,18 +183,18 @@ def run_show(args: argparse.Namespace) -> int:
     graph = plan.graph
     order = graph.topological()
     width = max([len("package"), *(len(graph.derivations[p].name) for p in order)])
-    print(f"{'stage':<10} {'package':<{width}} {'status':<9} output")
+    print(f"{'stage':<10} {'package':<{width}} {'status':<11} output")
     for path in order:
         drv = graph.derivations[path]
         status = _status(store, path, drv)
         stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
-        print(f"{stage:<10} {drv.name:<{width}} {status:<9} {drv.outputs['out'].path}")
+        print(f"{stage:<10} {drv.name:<{width}} {status:<11} {drv.outputs['out'].path}")
     return 0
 
 
 def _status(store: Store, path: str, drv: Derivation) -> str:
     if outputs_valid(store, drv):
-        return "built"
+        return "substituted" if store.db.substituted_from(drv.outputs["out"].path) else "built"
     if store.is_locked(drv.outputs["out"].path):
         return "building"
     return "partial" if has_kept_build(store, path, drv) else "missing"

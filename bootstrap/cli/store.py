@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bootstrap.cli.common import add_store_options, open_store, print_json
 from bootstrap.nar import nar_hash
+from bootstrap.signing import fingerprint, read_secret_key
 from bootstrap.store import PathInfo, default_store_dir
 from bootstrap.store.gc import add_root, collect_garbage
 from bootstrap.store.verify import verify_store
@@ -42,6 +43,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     gc.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     add_store_options(gc)
     gc.set_defaults(func=run_gc)
+
+    sign = actions.add_parser(
+        "sign",
+        help="sign paths with a secret key (Nix's format); export then publishes the signatures",
+    )
+    sign.add_argument("paths", nargs="+", metavar="PATH")
+    sign.add_argument("--key", required=True, type=Path, metavar="FILE", help="secret key file")
+    sign.add_argument("-r", "--recursive", action="store_true", help="sign the closure")
+    add_store_options(sign)
+    sign.set_defaults(func=run_sign)
 
     root = actions.add_parser("add-root", help="protect a store path from gc")
     root.add_argument("path", metavar="PATH")
@@ -81,7 +92,20 @@ def _info_json(info: PathInfo) -> dict:
         "deriver": info.deriver,
         "ca": info.ca,
         "registrationTime": info.registration_time,
+        "signatures": list(info.signatures),
     }
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    key = read_secret_key(args.key)
+    store = open_store(args)
+    paths = [store.to_store_path(p) for p in args.paths]
+    for path in store.closure(paths) if args.recursive else paths:
+        info = store.query_info(path)
+        message = fingerprint(info.path, info.nar_hash, info.nar_size, info.references)
+        store.db.add_signatures(path, [key.sign(message)])
+        print(f"signed {path}")
+    return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
