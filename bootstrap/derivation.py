@@ -26,6 +26,7 @@ from pathlib import PurePath
 
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import DIGEST_SIZES, Hash
+from bootstrap.limits import MAX_DRV_SIZE, format_size
 from bootstrap.store import Store
 from bootstrap.storepath import (
     fixed_output_path,
@@ -309,14 +310,20 @@ def name_from_drv_file(path: str | PurePath) -> str:
     return stem
 
 
-def read_drv_file(path: str | PurePath) -> Derivation:
-    """Read and parse a `.drv` file; its name comes from the file name."""
+def read_drv_file(path: str | PurePath, max_size: int | None = None) -> Derivation:
+    """Read and parse a `.drv` file; its name comes from the file name. A file larger than
+    `max_size` bytes (None: `BOOTSTRAP_MAX_DRV_SIZE`, 16 MiB) is refused unread."""
     name = name_from_drv_file(path)
+    limit = MAX_DRV_SIZE.get() if max_size is None else max_size
     try:
         with open(path, "rb") as stream:
-            data = stream.read()
+            data = stream.read(limit + 1)
     except OSError as err:
         raise BootstrapError(f"{path}: cannot read derivation: {err.strerror}") from None
+    if len(data) > limit:
+        raise BootstrapError(
+            f"{path}: derivation is larger than {format_size(limit)} (BOOTSTRAP_MAX_DRV_SIZE)"
+        )
     return parse_aterm(data, name, str(path))
 
 
@@ -416,9 +423,28 @@ class DerivationHasher:
         self._memo: dict[str, Hash] = {}
 
     def input_modulo(self, path: str) -> Hash:
-        """The modulo hash of the input derivation at `path` (its outputs as recorded)."""
-        if path not in self._memo:
-            self._memo[path] = self.modulo(self.resolve(path))
+        """The modulo hash of the input derivation at `path` (its outputs as recorded).
+
+        Its inputs are hashed first, from an explicit stack rather than by recursion, so a
+        chain of derivations of any length is fine; a cycle is an error.
+        """
+        stack = [path]
+        resolved: dict[str, Derivation] = {}
+        while stack:
+            top = stack[-1]
+            if top in self._memo:
+                stack.pop()
+                continue
+            if top not in resolved:
+                resolved[top] = self.resolve(top)
+            drv = resolved[top]
+            todo = [] if drv.is_fixed_output else [p for p in drv.input_drvs if p not in self._memo]
+            if cycle := [p for p in todo if p in resolved]:  # expanded, unfinished: an ancestor
+                raise BootstrapError(f"input derivation {cycle[0]} depends on itself (via {top})")
+            if todo:
+                stack += todo
+                continue
+            self._memo[top] = self.modulo(drv)
         return self._memo[path]
 
     def modulo(self, drv: Derivation, mask_outputs: bool = False) -> Hash:

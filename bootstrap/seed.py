@@ -72,7 +72,7 @@ class SeedSource:
     strip_top: bool
 
     def as_fetch_source(self) -> Source:
-        return Source(self.name, self.urls, self.sha256)
+        return Source(self.name, self.urls, self.sha256, self.size)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def load_manifest(path: Path | None = None) -> SeedManifest:
         document = json.loads(path.read_text())
     except FileNotFoundError:
         raise BootstrapError(f"{path}: seed manifest not found") from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise BootstrapError(f"{path}: cannot read seed manifest: {error}") from None
     reader = _FieldReader(path, document)
     archive = reader.table("archive")
@@ -604,14 +604,15 @@ def ensure_seed(
     """
     fetcher = fetcher or Fetcher()
     expected = pinned_hash(manifest)
-    cached = fetcher.cache_path(expected)
-    if cached.is_file():
+    cached = fetcher.cached(expected, manifest.archive_name)
+    if cached is not None:
         return cached
     if on_line:
         on_line(f"not cached; fetching it or building it with {cc}")
     if manifest.archive_urls:
         try:
-            return fetcher.download(list(manifest.archive_urls), expected, manifest.archive_name)
+            urls = list(manifest.archive_urls)
+            return fetcher.download(urls, expected, manifest.archive_name, manifest.archive_size)
         except BootstrapError as error:
             if on_line:
                 on_line(f"seed download failed ({error}); building it from source")

@@ -10,6 +10,11 @@ The result is deterministic: directories get mode 0755, files 0755 if any execut
 and 0644 otherwise, owners are ignored, and each entry keeps the archive's modification time
 (directories the archive does not list get time 0). Unpacking happens in a temporary
 directory next to the destination, renamed into place only when the whole archive succeeded.
+
+What an archive unpacks to is bounded (`bootstrap.limits`): the decompressed tar stream, or the
+sum of a zip's members, may be at most `BOOTSTRAP_MAX_UNPACKED` (8 GiB), and at most
+`BOOTSTRAP_MAX_UNPACK_RATIO` (100) times the archive's own size once past 64 MiB, so a
+decompression bomb stops early with one line.
 """
 
 from __future__ import annotations
@@ -26,14 +31,17 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from bootstrap.errors import BootstrapError
+from bootstrap.limits import MAX_UNPACK_RATIO, MAX_UNPACKED, UNPACK_RATIO_FLOOR, format_size
+from bootstrap.nar import remove_tree
 
 MAX_LINK_DEPTH = 40
+MAX_ZIP_LINK = 4096
 IMPLICIT_MTIME = 0
 _COMPRESSIONS = (
     (b"\x1f\x8b", "gzip"),
@@ -58,28 +66,90 @@ class Entry:
     content: Callable[[], IO[bytes]] | None = None  # opens a regular file's bytes
 
 
-def unpack(archive: Path, dest: Path, *, strip_top: bool = False) -> Path:
+@dataclass
+class _Budget:
+    """How many more bytes an archive may unpack to, and the limit to name when it is spent."""
+
+    archive: Path
+    left: int
+    limit: str
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise BootstrapError(f"{self.archive}: unpacks to more than {self.limit}; refusing it")
+
+
+def _budget(archive: Path, max_size: int | None, max_ratio: int | None) -> _Budget:
+    """The budget of `archive`: `max_size` bytes, and `max_ratio` times its size past the
+    floor; None reads the limit from the environment (`bootstrap.limits`)."""
+    max_size = MAX_UNPACKED.get() if max_size is None else max_size
+    ratio = MAX_UNPACK_RATIO.get() if max_ratio is None else max_ratio
+    size = archive.stat().st_size
+    by_ratio = max(UNPACK_RATIO_FLOOR, ratio * size)
+    if by_ratio < max_size:
+        why = (
+            f"{format_size(by_ratio)}, the most an archive of {format_size(size)} may "
+            f"({ratio} times its size, BOOTSTRAP_MAX_UNPACK_RATIO, and at least "
+            f"{format_size(UNPACK_RATIO_FLOOR)})"
+        )
+        return _Budget(archive, by_ratio, why)
+    return _Budget(archive, max_size, f"{format_size(max_size)} (BOOTSTRAP_MAX_UNPACKED)")
+
+
+class _Metered:
+    """A readable stream whose bytes are charged to a budget as they are read."""
+
+    def __init__(self, stream: IO[bytes], budget: _Budget) -> None:
+        self.stream = stream
+        self.budget = budget
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.budget.spend(len(data))
+        return data
+
+    def __enter__(self) -> _Metered:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stream.close()
+
+
+def unpack(
+    archive: Path,
+    dest: Path,
+    *,
+    strip_top: bool = False,
+    max_size: int | None = None,
+    max_ratio: int | None = None,
+) -> Path:
     """Unpack `archive` into the new directory `dest` and return `dest`.
 
     With `strip_top`, the archive must hold one top-level directory, whose contents become
-    `dest`. Raises `BootstrapError` naming the archive and member for any unsafe member.
+    `dest`. Raises `BootstrapError` naming the archive and member for any unsafe member, and
+    naming the limit for an archive that unpacks to more than `max_size` bytes or `max_ratio`
+    times its own size (None: the limits from the environment).
     """
     archive, dest = Path(archive), Path(dest)
     if dest.exists() or dest.is_symlink():
         raise BootstrapError(f"{dest}: unpack destination already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _read_errors(archive):
+        budget = _budget(archive, max_size, max_ratio)
     scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         root = scratch / "root"
         root.mkdir()
         with _Extractor(archive, root, strip_top) as extractor:
-            with _read_errors(archive), closing(_entries(archive)) as entries:
+            with _read_errors(archive), closing(_entries(archive, budget)) as entries:
                 for entry in entries:
                     extractor.add(entry)
             extractor.finish()
         os.rename(root, dest)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        with suppress(OSError):
+            remove_tree(scratch)  # of any depth, which shutil.rmtree's recursion is not
     return dest
 
 
@@ -95,19 +165,19 @@ def archive_format(archive: Path) -> str:
     return "tar"
 
 
-def _entries(archive: Path) -> Iterator[Entry]:
+def _entries(archive: Path, budget: _Budget) -> Iterator[Entry]:
     kind = archive_format(archive)
     if kind == "zip":
-        yield from _zip_entries(archive)
+        yield from _zip_entries(archive, budget)
     else:
-        yield from _tar_entries(archive, kind.partition("+")[2])
+        yield from _tar_entries(archive, kind.partition("+")[2], budget)
 
 
-def _tar_entries(archive: Path, compression: str) -> Iterator[Entry]:
+def _tar_entries(archive: Path, compression: str, budget: _Budget) -> Iterator[Entry]:
     with (
         open(archive, "rb") as raw,
         _decompressor(raw, compression, archive) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
+        tarfile.open(fileobj=_Metered(stream, budget), mode="r|") as tar,
     ):
         for member in tar:
             yield _tar_entry(tar, member)
@@ -155,23 +225,29 @@ def _zstd_reader(raw: IO[bytes], archive: Path) -> IO[bytes]:
     return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
 
 
-def _zip_entries(archive: Path) -> Iterator[Entry]:
+def _zip_entries(archive: Path, budget: _Budget) -> Iterator[Entry]:
     with zipfile.ZipFile(archive) as zip_file:
         for info in zip_file.infolist():
-            yield _zip_entry(zip_file, info)
+            yield _zip_entry(zip_file, info, budget)
 
 
-def _zip_entry(zip_file: zipfile.ZipFile, info: zipfile.ZipInfo) -> Entry:
+def _zip_entry(zip_file: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> Entry:
     mode = info.external_attr >> 16 if info.create_system == 3 else 0
     mtime = calendar.timegm((*info.date_time, 0, 0, 0))
     file_type = stat.S_IFMT(mode)
     if info.is_dir() or file_type == stat.S_IFDIR:
         return Entry(info.filename, DIR, mode, mtime)
     if file_type == stat.S_IFLNK:
+        if info.file_size > MAX_ZIP_LINK:
+            return Entry(info.filename, f"symlink of {info.file_size} bytes", mode, mtime)
         target = zip_file.read(info).decode("utf-8", "surrogateescape")
         return Entry(info.filename, SYMLINK, mode, mtime, target)
     if file_type in (0, stat.S_IFREG):
-        return Entry(info.filename, FILE, mode, mtime, content=lambda: zip_file.open(info))
+
+        def content() -> IO[bytes]:
+            return _Metered(zip_file.open(info), budget)  # type: ignore[return-value]
+
+        return Entry(info.filename, FILE, mode, mtime, content=content)
     return Entry(info.filename, f"special file (mode {mode:o})", mode, mtime)
 
 
@@ -195,8 +271,15 @@ def _read_errors(archive: Path) -> Iterator[None]:
     try:
         yield
     except errors as error:
-        message = " ".join(str(error).split()) or type(error).__name__
-        raise BootstrapError(f"{archive}: cannot unpack: {message}") from None
+        raise BootstrapError(f"{archive}: cannot unpack: {_describe(error)}") from None
+
+
+def _describe(error: BaseException) -> str:
+    """The error on one line; a file name is cut to its last 100 characters."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        name = os.fsdecode(error.filename)
+        return f"{error.strerror}: {name if len(name) <= 100 else '...' + name[-100:]}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 class _Extractor:

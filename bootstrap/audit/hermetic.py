@@ -6,17 +6,21 @@ For every ELF file and script of the audited store paths it checks that:
 - every DT_NEEDED resolves through the file's own RUNPATH/RPATH to a file in the closure;
 - no host path is named anywhere in the file: nothing under /usr, /bin, /sbin, /lib, /lib32,
   /lib64, /libx32, and no /etc/ld.so.* (a `#!/bin/sh` line included).
+- every symlink stays in the store: an absolute target must lie in a store path of the
+  closure, and a relative one, followed through the links it passes, inside its own store path.
 Strings under /dev, /proc, /sys and /tmp are fine (they are not host software). Anything else
-must be allowed explicitly, as exact strings: by the caller (`allowed`) or, for one store path,
-by the recipe that built it (`AuditedPath.allowed`, the recipe's `allowed_host_paths`).
-Other files (headers, data, archives) are not scanned. Paths are reasoned about logically and
-read physically through a `PathMap`.
+must be allowed explicitly, as exact strings (a symlink by its target as written): by the
+caller (`allowed`) or, for one store path, by the recipe that built it (`AuditedPath.allowed`,
+the recipe's `allowed_host_paths`). Other files (headers, data, archives) are not scanned.
+Paths are reasoned about logically and read physically through a `PathMap`.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import os
+import posixpath
 import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -29,10 +33,11 @@ from bootstrap.elf.paths import (
     PathMap,
     expand_origin,
     find_library,
-    regular_files,
+    is_under,
     store_path_of,
 )
 from bootstrap.elf.shebang import read_shebang, starts_with_shebang
+from bootstrap.errors import BootstrapError
 
 _NAME_CHARS = rb"A-Za-z0-9._+~\-"
 _TOPS = b"|".join(re.escape(top.encode()) for top in HOST_DIRS)
@@ -44,6 +49,7 @@ _REST_OF_PATH = re.compile(rb"[%s@%%=/]*" % _NAME_CHARS)
 _PATH_BYTES = frozenset(re.sub(rb"[^%s/]" % _NAME_CHARS, b"", bytes(range(128))))
 _LETTERS = frozenset(re.sub(rb"[^A-Za-z]", b"", bytes(range(128))))
 _MOVABS_BYTES = 8
+_MAX_LINK_HOPS = 40
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,15 @@ class ViolationKind(enum.Enum):
     NEEDED_UNRESOLVED = "needed-unresolved"
     NEEDED_OUTSIDE_CLOSURE = "needed-outside-closure"
     HOST_REFERENCE = "host-reference"
+    SYMLINK_OUTSIDE_STORE = "symlink-outside-store"
+    SYMLINK_OUTSIDE_CLOSURE = "symlink-outside-closure"
+    SYMLINK_LEAVES_STORE_PATH = "symlink-leaves-store-path"
 
 
 @dataclass(frozen=True)
 class Violation:
     """One way a file depends on something outside the closure. `value` is the offending
-    interpreter, RUNPATH entry, library name or string."""
+    interpreter, RUNPATH entry, library name, string or symlink target."""
 
     kind: ViolationKind
     file: str
@@ -132,9 +141,36 @@ def audit_hermetic(
     violations: list[Violation] = []
     for audited in paths:
         path_auditor = replace(auditor, allowed=auditor.allowed | audited.allowed)
-        for physical in regular_files(audited.physical):
-            violations.extend(path_auditor.audit_file(physical, path_map.logical(physical)))
+        for physical, is_link in _files_and_links(audited.physical):
+            logical = path_map.logical(physical)
+            if is_link:
+                boundary = store_path_of(logical, auditor.store_dir) or audited.logical
+                violations.extend(path_auditor.audit_link(physical, logical, boundary))
+            else:
+                violations.extend(path_auditor.audit_file(physical, logical))
     return violations
+
+
+def _files_and_links(root: Path) -> Iterator[tuple[Path, bool]]:
+    """(path, is a symlink) for `root` and every regular file and symlink under it, each
+    directory's entries sorted; iterative, so a tree of any depth is walked."""
+    if root.is_symlink() or not root.is_dir():
+        if root.is_symlink() or root.is_file():
+            yield root, root.is_symlink()
+        return
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            raise BootstrapError(f"{directory}: cannot audit: {error.strerror}") from None
+        for entry in entries:
+            if entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                yield Path(entry.path), entry.is_symlink()
+        subdirectories = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        pending += [Path(entry.path) for entry in reversed(subdirectories)]
 
 
 @dataclass(frozen=True)
@@ -207,11 +243,78 @@ class _Auditor:
                 found.setdefault(reference.text)
         return [Violation(ViolationKind.HOST_REFERENCE, logical, text) for text in found]
 
+    def audit_link(self, physical: Path, logical: str, boundary: str) -> list[Violation]:
+        """A symlink must not lead out of the store, nor out of the closure, nor (relative)
+        out of `boundary`, its own store path."""
+        target = os.readlink(physical)
+        if target in self.allowed:
+            return []
+        leads = _LinkWalk(self.path_map, boundary).leads_out(logical, target)
+        if leads is None:
+            return []
+        destination, climbed = leads
+        store_path = store_path_of(destination, self.store_dir)
+        if store_path is None:
+            kind = ViolationKind.SYMLINK_OUTSIDE_STORE
+        elif climbed:
+            kind = ViolationKind.SYMLINK_LEAVES_STORE_PATH
+        elif store_path not in self.closure:
+            kind = ViolationKind.SYMLINK_OUTSIDE_CLOSURE
+        else:
+            return []
+        return [Violation(kind, logical, target, destination)]
+
     def _is_allowed(self, reference: HostReference) -> bool:
         """Whether `reference` is an allowed string or a `piece` (8 bytes) of one."""
         if reference.text in self.allowed:
             return True
         return reference.piece and any(reference.text in allowed for allowed in self.allowed)
+
+
+@dataclass(frozen=True)
+class _LinkWalk:
+    """Follows a symlink as the kernel would, through the links inside `boundary`, to the
+    point where it leaves `boundary`, if it does."""
+
+    path_map: PathMap
+    boundary: str
+
+    def leads_out(self, link: str, target: str) -> tuple[str, bool] | None:
+        """Where the link at logical `link` leaves the boundary, and whether it left by
+        climbing (`..`) rather than by an absolute target; None if it never leaves it (a
+        dangling link and a loop lead nowhere)."""
+        if link == self.boundary and not target.startswith("/"):
+            return posixpath.normpath(posixpath.join(posixpath.dirname(link), target)), True
+        current, pending, hops = posixpath.dirname(link), [], 0
+        text: str | None = target
+        while text is not None:
+            if text.startswith("/"):
+                if not is_under(text, self.boundary):
+                    return posixpath.normpath(posixpath.join(text, *pending)), False
+                current, text = self.boundary, text[len(self.boundary) :]
+            pending[:0] = [part for part in text.split("/") if part not in ("", ".")]
+            text = None
+            while pending and text is None:
+                part = pending.pop(0)
+                if part == "..":
+                    if current == self.boundary:
+                        above = posixpath.join(posixpath.dirname(current), *pending)
+                        return posixpath.normpath(above), True
+                    current = posixpath.dirname(current)
+                    continue
+                physical = self.path_map.physical(f"{current}/{part}")
+                if physical is None or not os.path.lexists(physical):
+                    return None
+                if physical.is_symlink():
+                    hops += 1
+                    text = os.readlink(physical) if hops <= _MAX_LINK_HOPS else None
+                    if text is None:
+                        return None
+                elif pending and not physical.is_dir():
+                    return None
+                else:
+                    current = f"{current}/{part}"
+        return None
 
 
 def render_table(violations: Sequence[Violation]) -> str:

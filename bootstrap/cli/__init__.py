@@ -2,14 +2,22 @@
 
 The CLI is thin: each module in this package registers one command group and calls into the
 library. Adding a group means adding its module name to `COMMAND_MODULES`.
+
+Two kinds of error, as Nix and most CLIs have them: an argument error (an unknown command or
+option, a missing or malformed argument) prints the usage of the command at fault, with the
+nearest known command or option when there is one, and exits 2; any other error prints one line,
+`bootstrap: error: ...`, and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import signal
 import sys
+from collections.abc import Iterable
 
 from bootstrap import __version__
 from bootstrap.errors import BootstrapError
@@ -24,11 +32,46 @@ COMMAND_MODULES = (
     "export",
     "seed",
     "key",
+    "copy",
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse as the CLI uses it: long options are never abbreviated, and a misspelt command,
+    choice or option is answered with the nearest valid one. Every subparser is a `Parser` too
+    (`add_subparsers` makes its parsers of the class it is called on)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        """Refuse leftover arguments here, in the (sub)command that met them, so that the
+        usage and the suggestion are that command's: no command takes pass-through arguments."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._option_hint(extras)}")
+        return namespace, extras
+
+    def _option_hint(self, extras: list[str]) -> str:
+        options = [word.partition("=")[0] for word in extras if word.startswith("--")]
+        return _did_you_mean(options[0], self._option_string_actions) if options else ""
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as error:
+            hint = _did_you_mean(str(value), [str(choice) for choice in action.choices or ()])
+            raise argparse.ArgumentError(action, error.message + hint) from None
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bootstrap",
         description=(
             "Grow a hermetic C/C++ toolchain (glibc, binutils, gcc, clang) from a tiny hashed "
@@ -50,6 +93,18 @@ def _raise_terminated(_signum, _frame) -> None:
     raise Terminated
 
 
+def _fail(message: str) -> int:
+    print(f"bootstrap: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _describe(error: OSError) -> str:
+    """`FILE: reason`, as the C library says it."""
+    reason = error.strerror or str(error)
+    named = [os.fsdecode(name) for name in (error.filename, error.filename2) if name is not None]
+    return ": ".join([*named, reason]) if named else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except BootstrapError as err:
-        print(f"bootstrap: error: {err}", file=sys.stderr)
-        return 1
+        return _fail(str(err))
+    except BrokenPipeError:
+        return 141
+    except OSError as err:  # a file system error no check foresaw: still one line
+        return _fail(_describe(err))
+    except RecursionError:
+        return _fail("input nested too deeply to process (Python's recursion limit)")
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         print(f"bootstrap: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
-    except BrokenPipeError:
-        return 141

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from bootstrap import nar
 from bootstrap.errors import BootstrapError
-from bootstrap.store.canonical import remove_tree
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,9 +33,11 @@ def run_restore(args: argparse.Namespace) -> int:
     tmp = args.dest.with_name(f".{args.dest.name}.restoring")
     if args.dest.exists() or args.dest.is_symlink():
         raise BootstrapError(f"{args.dest}: already exists; restore needs a new path")
+    if not args.dest.parent.is_dir():
+        raise BootstrapError(f"{args.dest.parent}: no such directory to restore into")
     try:
         nar.restore(sys.stdin.buffer, tmp)
         tmp.rename(args.dest)
     finally:
-        remove_tree(tmp)
+        nar.remove_tree(tmp)
     return 0

@@ -23,6 +23,7 @@ from bootstrap.export.files import (
     EXTENSIONS,
     CompressedWriter,
     check_compression,
+    output_directory,
     publish,
     staged_file,
     write_atomically,
@@ -99,21 +100,22 @@ def export_binary_cache(
     Each narinfo carries the path's signatures from the store, and one by `sign_key` if given.
     """
     check_compression(compression)
-    closure = store.closure(paths)
-    directory = Path(directory)
-    (directory / "nar").mkdir(parents=True, exist_ok=True)
-    _claim_cache_info(directory, store.store_dir)
-    written, present = [], []
-    for path in references_first(store, closure):
-        narinfo = directory / f"{split_store_path(path, store.store_dir)[0]}.narinfo"
-        if _complete(narinfo):
-            present.append(path)
-            continue
-        info = store.query_info(path)
-        entry = _write_nar(store, info, directory, compression)
-        entry = replace(entry, signatures=_signatures(info, sign_key))
-        write_atomically(narinfo, entry.render().encode())
-        written.append(path)
+    with store.gc_guard():  # the collector waits until the closure is exported
+        closure = store.closure(paths)
+        directory = output_directory(directory)
+        (directory / "nar").mkdir(exist_ok=True)
+        _claim_cache_info(directory, store.store_dir)
+        written, present = [], []
+        for path in references_first(store, closure):
+            narinfo = directory / f"{split_store_path(path, store.store_dir)[0]}.narinfo"
+            if _complete(narinfo):
+                present.append(path)
+                continue
+            info = store.query_info(path)
+            entry = _write_nar(store, info, directory, compression)
+            entry = replace(entry, signatures=_signatures(info, sign_key))
+            write_atomically(narinfo, entry.render().encode())
+            written.append(path)
     return CacheExport(directory, tuple(closure), tuple(written), tuple(present))
 
 

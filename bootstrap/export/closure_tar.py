@@ -25,6 +25,7 @@ from bootstrap.export.files import (
     EXTENSIONS,
     CompressedWriter,
     check_compression,
+    output_directory,
     publish,
     staged_file,
 )
@@ -80,11 +81,14 @@ def export_closure_tar(
     """Write `directory/closure.tar[.xz|.zst]` with the closure of `paths`, replacing any."""
     check_compression(compression)
     roots = list(paths)
+    with store.gc_guard():  # the collector waits until the closure is exported
+        return _export(store, roots, output_directory(directory), compression)
+
+
+def _export(store: Store, roots: list[str], directory: Path, compression: str) -> TarExport:
     closure = store.closure(roots)
     infos = [store.query_info(path) for path in closure]
     manifest = closure_manifest(store.store_dir, roots, infos)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / archive_name(compression)
     with staged_file(directory) as out:
         writer = CompressedWriter(out, compression)
@@ -112,20 +116,24 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def _add_tree(tar: tarfile.TarFile, real: Path, name: str) -> None:
-    """Add the file, symlink or directory at `real` (recursively) as member `name`."""
-    st = os.lstat(real)
-    member = _member(name, st)
-    if stat.S_ISLNK(st.st_mode):
-        member.type, member.linkname = tarfile.SYMTYPE, os.readlink(real)
-        tar.addfile(member)
-    elif stat.S_ISREG(st.st_mode):
-        member.size = st.st_size
-        with open(real, "rb") as data:
-            tar.addfile(member, data)
-    elif stat.S_ISDIR(st.st_mode):
-        member.type = tarfile.DIRTYPE
-        tar.addfile(member)
-        for child in sorted(os.listdir(real), key=os.fsencode):
-            _add_tree(tar, real / child, f"{name}/{child}")
-    else:
-        raise BootstrapError(f"{real}: not a file, symlink or directory; cannot be exported")
+    """Add the file, symlink or directory at `real` as member `name`, and a directory's entries
+    after it, depth first (without recursion, so at any depth)."""
+    pending = [(real, name)]
+    while pending:
+        real, name = pending.pop()
+        st = os.lstat(real)
+        member = _member(name, st)
+        if stat.S_ISLNK(st.st_mode):
+            member.type, member.linkname = tarfile.SYMTYPE, os.readlink(real)
+            tar.addfile(member)
+        elif stat.S_ISREG(st.st_mode):
+            member.size = st.st_size
+            with open(real, "rb") as data:
+                tar.addfile(member, data)
+        elif stat.S_ISDIR(st.st_mode):
+            member.type = tarfile.DIRTYPE
+            tar.addfile(member)
+            children = sorted(os.listdir(real), key=os.fsencode, reverse=True)
+            pending += [(real / child, f"{name}/{child}") for child in children]
+        else:
+            raise BootstrapError(f"{real}: not a file, symlink or directory; cannot be exported")

@@ -52,6 +52,18 @@ def _compressor(compression: str) -> _Compressor:
     )
 
 
+def output_directory(directory: Path) -> Path:
+    """`directory`, made if missing: an export writes into a directory, never over a file."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BootstrapError(f"{directory}: not a directory; export writes into a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BootstrapError(f"{directory}: cannot make the directory: {error.strerror}") from None
+    return directory
+
+
 def check_compression(compression: str) -> str:
     """Fail early, before anything is written, on an unknown or unavailable compression."""
     _compressor(compression)
