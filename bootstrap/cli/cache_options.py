@@ -12,16 +12,18 @@ from bootstrap.substitute import SubstituteOptions
 def add_substituter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--substituters",
-        nargs="+",
-        metavar="URL",
-        help="binary caches (file://, http(s)://) asked for a path before it is built, in "
-        "order (default: $BOOTSTRAP_SUBSTITUTERS, then 'substituters' in the config file)",
+        action="append",
+        metavar="URLS",
+        help="binary caches (file://, http(s)://; several separated by spaces, or the flag "
+        "repeated) asked for a path before it is built, in order (default: "
+        "$BOOTSTRAP_SUBSTITUTERS, then 'substituters' in the config file)",
     )
     parser.add_argument(
         "--trusted-public-keys",
-        nargs="+",
-        metavar="KEY",
-        help="NAME:BASE64 keys whose signatures a substituted path must carry (default: "
+        action="append",
+        metavar="KEYS",
+        help="NAME:BASE64 public keys (several separated by spaces, or the flag repeated) "
+        "whose signature a substituted path must carry (default: "
         "$BOOTSTRAP_TRUSTED_PUBLIC_KEYS, then 'trusted-public-keys' in the config file)",
     )
     parser.add_argument(

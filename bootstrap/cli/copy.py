@@ -1,0 +1,80 @@
+"""`bootstrap copy` and `bootstrap import`: bring paths in from binary caches or archives."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bootstrap.cli.cache_options import add_substituter_options, substitute_options
+from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.errors import BootstrapError
+from bootstrap.export.tar_import import import_closure_tar
+from bootstrap.store import Store
+from bootstrap.substitute import Substituter
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    copy = commands.add_parser(
+        "copy",
+        help="fetch paths and their closures from a binary cache into the store",
+        description="Copy store paths, with their closures, from a binary cache (file:// or "
+        "http(s)://) into the store, checking signatures and hashes as `run --substituters` "
+        "does. Give store paths, or a TARGET (with --until/--profile) for its stage outputs. "
+        "To write a cache, use `bootstrap export --to DIR`.",
+    )
+    copy.add_argument(
+        "paths", nargs="*", metavar="PATH|TARGET", help="store paths, or one target system"
+    )
+    add_target_options(copy, positional=False)
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the cache")
+    add_substituter_options(copy)
+    copy.set_defaults(func=run_copy)
+
+    load = commands.add_parser(
+        "import",
+        help="load a closure archive written by `export --format tar`",
+        description="Add every path of a closure archive (closure.tar, .tar.xz or .tar.zst) "
+        "to the store; each path's NAR hash is checked against the archive's closure.json "
+        "before anything is registered.",
+    )
+    load.add_argument("archive", type=Path, metavar="FILE")
+    add_store_options(load)
+    load.set_defaults(func=run_import)
+
+
+def _wanted(args: argparse.Namespace, store: Store) -> list[str]:
+    paths = [p for p in args.paths if "/" in p]
+    targets = [p for p in args.paths if "/" not in p]
+    if len(targets) > 1 or (targets and paths):
+        raise BootstrapError("copy: give store paths, or one TARGET, not both")
+    if paths:
+        return [store.to_store_path(p) for p in paths]
+    args.target_opt = args.target_opt or (targets[0] if targets else None)
+    plan = plan_from_args(args, store)
+    drvs = [plan.graph.derivations[d] for paths in plan.stages.values() for d in paths]
+    return sorted({out.path for drv in drvs for out in drv.outputs.values()})
+
+
+def run_copy(args: argparse.Namespace) -> int:
+    options = substitute_options(args)
+    store = open_store(args)
+    wanted = _wanted(args, store)
+    options = replace(options, urls=(args.source,))
+    substituter = Substituter(store, options, warn=lambda m: print(m, file=sys.stderr))
+    missing = [p for p in wanted if not substituter.substitute([p])]
+    copied = len(substituter.origins)
+    print(
+        f"copied {copied} paths from {args.source}; {len(wanted) - len(missing)} of "
+        f"{len(wanted)} wanted paths are valid"
+    )
+    if missing:
+        raise BootstrapError(f"{len(missing)} paths could not be copied, first {missing[0]}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    result = import_closure_tar(open_store(args), args.archive)
+    print(f"{args.archive}: {len(result.closure)} paths, {len(result.added)} added")
+    return 0
