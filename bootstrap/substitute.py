@@ -262,7 +262,7 @@ def _chunks_of(stream) -> Iterator[bytes]:
         yield chunk
 
 
-def _restore_checked(cache: BinaryCache, info: NarInfo, dest: Path) -> None:
+def restore_nar(cache: BinaryCache, info: NarInfo, dest: Path) -> None:
     """Stream, decompress and restore one NAR, checking every declared hash and size."""
     where = f"{cache.url}/{info.url}"
     compressed = _CountedReader(cache.nar_chunks(info), info.file_size, where)
@@ -350,7 +350,7 @@ class Substituter:
 
     def _install(self, cache: BinaryCache, info: NarInfo) -> None:
         with self.store.gc_guard(), self.store.temp_dir("subst") as tmp:
-            _restore_checked(cache, info, tmp)
+            restore_nar(cache, info, tmp)
             with self.store.lock(info.store_path):
                 if self.store.is_valid(info.store_path):
                     return

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.export.binary_cache import export_binary_cache
 from bootstrap.store import Store
 from bootstrap.store.verify import verify_store
 
@@ -172,3 +173,37 @@ def test_copy_from_cache_by_path_and_by_target(tmp_path, built):
     assert "the narinfo" not in refused.stderr.decode() or "signed" in refused.stderr.decode()
     assert "bootstrap: error: 1 paths could not be copied" in refused.stderr.decode()
     assert store.all_paths() == []
+
+
+def test_audit_challenge(tmp_path, built):
+    """A cache built from the same recipes agrees; one whose greet differs is reported."""
+    env = built["env"]
+    store = built["store"]
+    greet = next(p for p in store.all_paths() if p.endswith("-greet-2.0"))
+    same = f"file://{built['tmp'] / 'cache'}"
+    agree = run_cli("audit", "challenge", "--stages", built["stages"], "--substituters", same,
+                    env=env)  # fmt: skip
+    assert (
+        agree.stdout.decode()
+        .strip()
+        .endswith(f"{len(store.closure(stage_roots(store)))} identical, 0 differing, 0 unavailable")
+    ), agree.stdout
+
+    other = Store(tmp_path / "other")  # a second builder whose greet came out otherwise
+    with other.lock(greet), other.temp_dir("out") as tmp:
+        tmp.write_text("hello, world\nnot the same\n")
+        other.register_output(tmp, greet, [], scan=False)
+    export_binary_cache(other, [greet], tmp_path / "other-cache", "xz")
+    differ = f"file://{tmp_path / 'other-cache'}"
+    result = run_cli("audit", "challenge", greet, "--substituters", differ, "--substituters",
+                     same, "--diffoscope", tmp_path / "reports", "--json", env=env,
+                     check=False)  # fmt: skip
+    assert result.returncode == 1
+    verdicts = {(v["substituter"], v["status"]) for v in json.loads(result.stdout)}
+    assert verdicts == {(differ, "differs"), (same, "identical")}
+    (report,) = (tmp_path / "reports").rglob("*.txt")
+    assert "not the same" in report.read_text()
+
+
+def stage_roots(store: Store) -> list[str]:
+    return [p for p in store.all_paths() if p.endswith(("-greet-2.0", "-hello-1.0", "-test-seed"))]

@@ -83,7 +83,7 @@ def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir) -> Rep
             files = differing_files(a, b)
             result.differing[name] = files
             if diffoscope_dir is not None:
-                result.reports += _diffoscope(a, b, files, diffoscope_dir / drv.name / name)
+                result.reports += diffoscope_reports(a, b, files, diffoscope_dir / drv.name / name)
     return result
 
 
@@ -117,7 +117,8 @@ def differing_files(a: Path, b: Path) -> list[str]:
     ]
 
 
-def _diffoscope(a: Path, b: Path, files: list[str], out_dir: Path) -> list[str]:
+def diffoscope_reports(a: Path, b: Path, files: list[str], out_dir: Path) -> list[str]:
+    """One diffoscope text report in `out_dir` per differing regular file; their paths."""
     tool = shutil.which("diffoscope")
     if tool is None:
         raise BootstrapError("--diffoscope needs diffoscope: apt-get install diffoscope-minimal")

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 
 from bootstrap import seed
+from bootstrap.audit.challenge import challenge
+from bootstrap.audit.challenge import render as render_challenge
 from bootstrap.audit.hermetic import AuditedPath, audit_hermetic, render_json, render_table
 from bootstrap.audit.manifest import build_manifest, diff_manifests, load_manifest
 from bootstrap.audit.reproduce import DIFFERS, FAILED, render, reproduce
@@ -19,8 +21,10 @@ from bootstrap.cli.common import (
     print_json,
     recipes_from_args,
 )
+from bootstrap.config import SUBSTITUTERS, list_setting
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
+from bootstrap.export import stage_outputs
 from bootstrap.fetch import Fetcher
 from bootstrap.recipe import TargetPlan
 from bootstrap.store import Store
@@ -33,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     _register_hermetic(checks)
     _register_reproduce(checks)
     _register_ddc(checks)
+    _register_challenge(checks)
 
     text = "compare two manifests: stage hashes first, then each differing derivation"
     diff = checks.add_parser("diff", help=text, description=text)
@@ -72,6 +77,52 @@ def _register_hermetic(checks: argparse._SubParsersAction) -> None:
     )
     sub.add_argument("--json", action="store_true", help="print violations as JSON")
     sub.set_defaults(func=run_hermetic)
+
+
+def _register_challenge(checks: argparse._SubParsersAction) -> None:
+    text = (
+        "compare the NAR hash of every local path with what binary caches serve for it, as "
+        "`guix challenge` does; exit 1 if any differs. Arguments are store paths (with their "
+        "closures) or a target (its stage outputs' closure)"
+    )
+    sub = checks.add_parser("challenge", help=text, description=text)
+    sub.add_argument("items", nargs="*", metavar="TARGET|PATH")
+    add_target_options(sub, positional=False)
+    sub.add_argument(
+        "--substituters",
+        action="append",
+        metavar="URLS",
+        help="caches to compare with (default: $BOOTSTRAP_SUBSTITUTERS, then the config file)",
+    )
+    sub.add_argument("--json", action="store_true", help="print every comparison as JSON")
+    sub.add_argument(
+        "--diffoscope",
+        type=Path,
+        metavar="DIR",
+        help="fetch each differing NAR and write diffoscope reports into DIR",
+    )
+    sub.set_defaults(func=run_challenge)
+
+
+def run_challenge(args: argparse.Namespace) -> int:
+    urls = list_setting(SUBSTITUTERS, args.substituters).values
+    store = open_store(args)
+    paths = [p for p in args.items if "/" in p]
+    targets = [p for p in args.items if "/" not in p]
+    if paths and targets:
+        raise BootstrapError("audit challenge: give store paths or one target, not both")
+    if paths:
+        roots = [store.to_store_path(p) for p in paths]
+    else:
+        args.target_opt = args.target_opt or (targets[0] if targets else None)
+        roots = stage_outputs(store, plan_from_args(args, store))
+    progress = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _: None)
+    result = challenge(store, store.closure(roots), urls, args.diffoscope, progress)
+    if args.json:
+        print_json([v.to_json() for v in result.verdicts])
+    else:
+        print(render_challenge(result))
+    return 0 if result.ok else 1
 
 
 def _register_reproduce(checks: argparse._SubParsersAction) -> None:
