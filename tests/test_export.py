@@ -37,8 +37,11 @@ class Built:
         run_cli("run", "--stages", str(self.stages), "--no-out-link", env=self.env)
         self.store = Store(tmp / "root", NIX_STORE_DIR)
 
-    def export(self, *args, check: bool = True):
-        args = ("export", *map(str, args), "--stages", str(self.stages))
+    def export(self, *args, check: bool = True, drvs_and_logs: bool = False):
+        """`bootstrap export ARGS`, by default without the .drv files and logs (which
+        test_cache_has_drvs_and_logs_nix_reads covers)."""
+        extra = () if drvs_and_logs else ("--no-drvs", "--no-logs")
+        args = ("export", *map(str, args), *extra, "--stages", str(self.stages))
         return run_cli(*args, env=self.env, check=check)
 
     def output(self, name: str) -> str:
@@ -325,3 +328,24 @@ def test_tar_unpacked_at_a_prefix_and_loaded_is_valid_in_nix(built, tmp_path):
     )
     roots = [built.output(name) for name in ("hello-1.0", "greet-2.0", "test-seed")]
     check_nix_store_matches(built.store, prefix, built.store.closure(roots))
+
+
+def test_cache_has_drvs_and_logs_nix_reads(built, tmp_path):
+    """By default the cache also holds the derivations and their build logs: real Nix shows
+    a derivation and prints a log from the cache alone."""
+    cache = tmp_path / "cache"
+    out = built.export("x86_64-linux", "--to", cache, drvs_and_logs=True).stdout.decode()
+    greet = built.output("greet-2.0")
+    drv = built.store.query_info(greet).deriver
+    assert drv and (cache / "log" / drv.rsplit("/", 1)[1]).is_file()
+    assert ", 3 build logs" in out
+    home = tmp_path / "nix-home"
+    common = ("--extra-experimental-features", "nix-command", "--store", cache.as_uri())
+    log = nix("nix", "log", *common, drv, home=home)
+    assert log == log_of(built, drv)
+    shown = json.loads(nix("nix", "show-derivation", *common, drv, home=home))
+    assert shown[drv]["outputs"]["out"]["path"] == greet
+
+
+def log_of(built: Built, drv: str) -> str:
+    return run_cli("log", drv, env=built.env).stdout.decode()

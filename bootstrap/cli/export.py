@@ -43,6 +43,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="sign each narinfo with this secret key (from `bootstrap key generate` or "
         "`nix key generate-secret`); Nix then accepts the cache with the public key trusted",
     )
+    parser.add_argument(
+        "--no-drvs",
+        action="store_true",
+        help="leave out the derivations (.drv closures) that built the exported paths",
+    )
+    parser.add_argument(
+        "--no-logs", action="store_true", help="leave out their build logs (log/<drv name>)"
+    )
     parser.set_defaults(func=run_export)
 
 
@@ -61,9 +69,18 @@ def run_export(args: argparse.Namespace) -> int:
         result = export_closure_tar(store, roots, args.to, args.compression)
         print(f"{result.archive}: {len(result.closure)} paths, {result.size} bytes")
         return 0
-    cache = export_binary_cache(store, roots, args.to, args.compression, sign_key)
+    cache = export_binary_cache(
+        store,
+        roots,
+        args.to,
+        args.compression,
+        sign_key,
+        drvs=not args.no_drvs,
+        logs=not args.no_logs,
+    )
     print(
         f"{cache.directory}: {len(cache.closure)} paths "
-        f"({len(cache.written)} written, {len(cache.present)} already present)"
+        f"({len(cache.written)} written, {len(cache.present)} already present), "
+        f"{len(cache.logs)} build logs"
     )
     return 0

@@ -4,6 +4,7 @@ Layout of the cache directory:
     nix-cache-info              StoreDir, WantMassQuery, Priority
     nar/<filehash>.nar[.xz|.zst] each path's NAR, compressed; named by the file's sha256
     <hashpart>.narinfo          what Nix needs to substitute the path (see `NarInfo`)
+    log/<drv basename>          the build log of each exported path's derivation (`nix log`)
 
 A path whose .narinfo (and the NAR it names) is already there is skipped. Each NAR is
 serialised straight into its compressor and a temporary file, hashed on the way, checked
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bootstrap.build import log_path
 from bootstrap.errors import BootstrapError
 from bootstrap.export.files import (
     EXTENSIONS,
@@ -78,6 +80,7 @@ class CacheExport:
     closure: tuple[str, ...]
     written: tuple[str, ...]
     present: tuple[str, ...]
+    logs: tuple[str, ...] = ()  # derivations whose build log was written
 
 
 def _basename(store_path: str) -> str:
@@ -94,14 +97,20 @@ def export_binary_cache(
     directory: Path,
     compression: str = "xz",
     sign_key: SecretKey | None = None,
+    drvs: bool = True,
+    logs: bool = True,
 ) -> CacheExport:
     """Write the closure of `paths` into the binary cache at `directory` (made if missing).
 
     Each narinfo carries the path's signatures from the store, and one by `sign_key` if given.
+    With `drvs`, the closures of the paths' derivations go in too (so a consumer can read and
+    rebuild them), and with `logs` their build logs, as `log/<drv name>` (Nix's layout).
     """
     check_compression(compression)
     with store.gc_guard():  # the collector waits until the closure is exported
-        closure = store.closure(paths)
+        outputs = store.closure(paths)
+        derivers = _derivers(store, outputs)
+        closure = store.closure([*outputs, *derivers]) if drvs else outputs
         directory = output_directory(directory)
         (directory / "nar").mkdir(exist_ok=True)
         _claim_cache_info(directory, store.store_dir)
@@ -116,7 +125,26 @@ def export_binary_cache(
             entry = replace(entry, signatures=_signatures(info, sign_key))
             write_atomically(narinfo, entry.render().encode())
             written.append(path)
-    return CacheExport(directory, tuple(closure), tuple(written), tuple(present))
+        logged = _write_logs(store, derivers, directory) if logs else []
+    return CacheExport(directory, tuple(closure), tuple(written), tuple(present), tuple(logged))
+
+
+def _derivers(store: Store, paths: Iterable[str]) -> list[str]:
+    """The valid derivations that built `paths`."""
+    found = {store.query_info(path).deriver for path in paths}
+    return sorted(d for d in found if d and store.is_valid(d))
+
+
+def _write_logs(store: Store, derivers: list[str], directory: Path) -> list[str]:
+    """Copy each derivation's build log to `log/<drv basename>`; return those written."""
+    written = []
+    for drv in derivers:
+        log = log_path(store, drv)
+        if log.is_file():
+            (directory / "log").mkdir(exist_ok=True)
+            write_atomically(directory / "log" / _basename(drv), log.read_bytes())
+            written.append(drv)
+    return written
 
 
 def _signatures(info: PathInfo, sign_key: SecretKey | None) -> tuple[str, ...]:
