@@ -20,6 +20,8 @@ import io
 import lzma
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from bootstrap.nar import restore
 from bootstrap.narinfo import NarInfo, parse_narinfo
 from bootstrap.signing import PublicKey, any_signature_valid
 from bootstrap.store import Store
+from bootstrap.store.canonical import remove_tree
 from bootstrap.storepath import split_store_path
 
 CONNECT_SECONDS = 10
@@ -51,6 +54,7 @@ class SubstituteOptions:
     trusted_keys: Mapping[str, PublicKey] = field(default_factory=dict)
     check_signatures: bool = True
     stall_seconds: float = STALL_SECONDS
+    jobs: int = 4  # NARs fetched at once
 
 
 class BinaryCache:
@@ -292,9 +296,22 @@ def _check(where: str, field_name: str, actual: object, expected: object) -> Non
 # -- substituting ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A path a cache has, that a trusted key signed, whose references are obtainable."""
+
+    info: NarInfo
+    cache: BinaryCache
+
+
 @dataclass
 class Substituter:
-    """Substitutes paths into `store` from the caches of `options`."""
+    """Substitutes paths into `store` from the caches of `options`.
+
+    Three phases: resolve (narinfos, trust and references, one cache after another, cheap),
+    fetch (every NAR of the closure at once, `jobs` at a time, each into its own scratch
+    directory; a failed fetch tries the other caches), register (references first).
+    """
 
     store: Store
     options: SubstituteOptions
@@ -310,36 +327,48 @@ class Substituter:
 
     def substitute(self, paths: Sequence[str]) -> bool:
         """Make every path in `paths` valid from the caches; False if one cannot be."""
-        return all(self._substitute(path, ()) for path in paths)
+        plan: dict[str, _Planned] = {}
+        wanted = [p for p in paths if self._resolve(p, (), plan)]
+        with self.store.gc_guard(), ExitStack() as scratch:
+            trees = {path: scratch.enter_context(self.store.temp_dir("subst")) for path in plan}
+            fetched = self._fetch_all(plan, trees)
+            for path in plan:  # insertion order is references first
+                self._register(path, fetched, trees)
+        return len(wanted) == len(paths) and all(self.store.is_valid(p) for p in paths)
 
-    def _substitute(self, path: str, chain: tuple[str, ...]) -> bool:
-        if self.store.is_valid(path):
+    # -- resolve -------------------------------------------------------------------------
+    def _resolve(self, path: str, chain: tuple[str, ...], plan: dict[str, _Planned]) -> bool:
+        if self.store.is_valid(path) or path in plan:
             return True
         if path in self._unavailable or path in chain:
             return False
         for cache in self.caches:
-            if self._try(cache, path, chain):
+            if self._resolve_in(cache, path, chain, plan):
                 return True
         self._unavailable.add(path)
         return False
 
-    def _try(self, cache: BinaryCache, path: str, chain: tuple[str, ...]) -> bool:
+    def _resolve_in(self, cache, path, chain, plan) -> bool:
         try:
-            info = cache.narinfo(path)
+            info = self._trusted_narinfo(cache, path)
             if info is None:
                 return False
-            self._check_trust(cache, info)
             for reference in info.references:
-                if reference != path and not self._substitute(reference, (*chain, path)):
+                if reference != path and not self._resolve(reference, (*chain, path), plan):
                     raise SubstituteError(f"{cache}: its reference {reference} is unavailable")
-            self._install(cache, info)
         except BootstrapError as err:
-            self.warn(f"warning: substituter {cache}: {path}: {err}; trying elsewhere")
+            self._warn(cache, path, err)
             return False
-        self.origins[path] = cache.url
+        plan[path] = _Planned(info, cache)
         return True
 
-    def _check_trust(self, cache: BinaryCache, info: NarInfo) -> None:
+    def _trusted_narinfo(self, cache: BinaryCache, path: str) -> NarInfo | None:
+        info = cache.narinfo(path)
+        if info is not None:
+            self._check_trust(info)
+        return info
+
+    def _check_trust(self, info: NarInfo) -> None:
         if not self.options.check_signatures:
             return
         if not info.signatures:
@@ -348,19 +377,65 @@ class Substituter:
             names = ", ".join(sig.partition(":")[0] for sig in info.signatures)
             raise SubstituteError(f"no valid signature by a trusted key (signed by: {names})")
 
-    def _install(self, cache: BinaryCache, info: NarInfo) -> None:
-        with self.store.gc_guard(), self.store.temp_dir("subst") as tmp:
-            restore_nar(cache, info, tmp)
-            with self.store.lock(info.store_path):
-                if self.store.is_valid(info.store_path):
-                    return
-                self.store.register_output(
-                    tmp,
-                    info.store_path,
-                    info.references,
-                    deriver=info.deriver,
-                    ca=info.ca,
-                    scan=False,
+    def _warn(self, cache: BinaryCache, path: str, err: BaseException) -> None:
+        self.warn(f"warning: substituter {cache}: {path}: {err}; trying elsewhere")
+
+    # -- fetch ---------------------------------------------------------------------------
+    def _fetch_all(self, plan: dict[str, _Planned], trees: dict[str, Path]) -> dict[str, _Planned]:
+        """Restore every planned NAR into its tree, in parallel; what arrived, from where."""
+        if not plan:
+            return {}
+        jobs = max(1, min(self.options.jobs, len(plan)))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = pool.map(lambda p: (p, self._fetch(plan[p], trees[p])), list(plan))
+            return {path: got for path, got in results if got is not None}
+
+    def _fetch(self, planned: _Planned, tree: Path) -> _Planned | None:
+        """The planned cache first, then any other with the same references."""
+        path = planned.info.store_path
+        others = [c for c in self.caches if c is not planned.cache]
+        candidates: list[BinaryCache | _Planned] = [planned, *others]
+        for candidate in candidates:
+            try:
+                got = (
+                    candidate
+                    if isinstance(candidate, _Planned)
+                    else self._alternative(candidate, planned.info)
                 )
-                self.store.db.add_signatures(info.store_path, info.signatures)
-                self.store.db.set_substituted(info.store_path, cache.url)
+                if got is None:
+                    continue
+                remove_tree(tree)
+                restore_nar(got.cache, got.info, tree)
+                return got
+            except BootstrapError as err:
+                cache = candidate.cache if isinstance(candidate, _Planned) else candidate
+                self._warn(cache, path, err)
+        return None
+
+    def _alternative(self, cache: BinaryCache, planned: NarInfo) -> _Planned | None:
+        info = self._trusted_narinfo(cache, planned.store_path)
+        if info is None or info.references != planned.references:
+            return None
+        return _Planned(info, cache)
+
+    # -- register ------------------------------------------------------------------------
+    def _register(self, path: str, fetched: dict[str, _Planned], trees: dict[str, Path]) -> None:
+        got = fetched.get(path)
+        if got is None:
+            return
+        missing = [r for r in got.info.references if r != path and not self.store.is_valid(r)]
+        if missing:
+            self._warn(
+                got.cache, path, SubstituteError(f"its reference {missing[0]} did not arrive")
+            )
+            return
+        with self.store.lock(path):
+            if self.store.is_valid(path):
+                return
+            info = got.info
+            self.store.register_output(
+                trees[path], path, info.references, deriver=info.deriver, ca=info.ca, scan=False
+            )
+            self.store.db.add_signatures(path, info.signatures)
+            self.store.db.set_substituted(path, got.cache.url)
+        self.origins[path] = got.cache.url

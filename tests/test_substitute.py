@@ -277,3 +277,19 @@ def test_http_cache_with_faults(tmp_path, cache, fault, works, reason):
         assert len(warnings) == 1 and reason in warnings[0], warnings
         assert not store.is_valid(cache.app)
         assert not any(e.name.startswith(".tmp") for e in store.physical_dir.iterdir())
+
+
+def test_failed_nar_is_fetched_from_the_next_cache(tmp_path, cache):
+    """The first cache serves narinfos but its lib NAR fails: lib comes from the second cache,
+    app still from the first, and the run says so in one warning."""
+    server = Server(cache.dir, {nar_relative(cache, cache.lib): "500"})
+    try:
+        store = fresh_store(tmp_path)
+        options = cache.options(server.url, cache.url)
+        ok, warnings, substituter = substitute(store, options, [cache.app])
+    finally:
+        server.stop()
+    assert ok
+    assert substituter.origins == {cache.lib: cache.url, cache.app: server.url}
+    assert len(warnings) == 1 and "HTTP 500" in warnings[0] and cache.lib in warnings[0]
+    assert verify_store(store).ok
