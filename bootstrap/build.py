@@ -1,9 +1,15 @@
 """Realising one derivation: run its builder in a sandbox, check and register its outputs.
 
 The builder sees the closure of its inputs read-only at their logical paths and writes its
-outputs into a staging area on the store's file system. Outputs are then checked (all present;
-fixed outputs hash-checked), canonicalised, scanned for references to the input closure and to
-each other, and registered. A failure registers nothing and removes every scratch file.
+outputs into a staging area on the store's file system. Outputs are then checked (all present,
+within the size limit; fixed outputs hash-checked), canonicalised, scanned for references to
+the input closure and to each other, and registered. A failure registers nothing and removes
+every scratch file.
+
+Every scratch directory (the build directory's parent, the output staging directory, a kept
+build directory) is private (0700) and never seen by the builder, so nothing the builder makes
+is reachable by another user, whatever modes it sets, even after this process is killed; and
+outputs are canonicalised (no setuid/setgid bits) before they leave it.
 """
 
 from __future__ import annotations
@@ -26,9 +32,15 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.hashing import hash_file
 from bootstrap.nar import nar_hash
-from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
+from bootstrap.sandbox import MAX_OUTPUT, Bind, BuildLimits, SandboxSpec, run_in_sandbox
 from bootstrap.store import Store
-from bootstrap.store.canonical import canonicalise, remove_tree
+from bootstrap.store.canonical import (
+    canonicalise,
+    make_private_dir,
+    remove_tree,
+    replace_file,
+    tree_size,
+)
 from bootstrap.store.store import scan_tree
 from bootstrap.storepath import split_store_path
 
@@ -43,6 +55,9 @@ FIXUP_SHEBANGS = "fixupShebangs"
 # env key: "1" if the builder can continue a build that was cut short; the build directory of
 # an interrupted build is then kept, and the next build of the same derivation starts in it
 RESUMABLE = "resumable"
+# the builder's /build: this directory inside a private scratch directory it never sees
+BUILD_SUBDIR = "build"
+DEFAULT_MAX_SILENT_SECONDS = 3600.0
 
 
 class BuildError(BootstrapError):
@@ -51,10 +66,13 @@ class BuildError(BootstrapError):
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """How builds run. `limits` default to the environment's (`BuildLimits.from_env`)."""
+
     cores: int = 1
     sandboxed: bool = True
     max_seconds: float | None = None
-    max_silent_seconds: float | None = None
+    max_silent_seconds: float | None = DEFAULT_MAX_SILENT_SECONDS
+    limits: BuildLimits = field(default_factory=BuildLimits.from_env)
     fetcher: Fetcher = field(default_factory=Fetcher)
     # set when the run is interrupted: a build still going registers nothing
     cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
@@ -110,7 +128,7 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
     log_file = log_path(store, drv_path)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with _build_dir(store, drv_path, drv, options) as build_dir, store.temp_dir("out") as staging:
-        staging.mkdir()
+        make_private_dir(staging)
         staged = {name: staging / name for name in drv.outputs}
         if drv.builder in BUILTINS:
             hermetic, seconds = True, _run_builtin(drv, staged["out"], options, log_file)
@@ -122,7 +140,7 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
             )
         if options.cancelled.is_set():
             raise BuildError(f"{drv.name}: the run was interrupted; nothing registered")
-        _register(store, drv_path, drv, staged, inputs, log_file)
+        _register(store, drv_path, drv, staged, inputs, options, log_file)
     return BuildOutcome(
         drv_path, {n: o.path for n, o in drv.outputs.items()}, True, hermetic, seconds
     )
@@ -132,23 +150,45 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
 def _build_dir(
     store: Store, drv_path: str, drv: Derivation, options: BuildOptions
 ) -> Iterator[Path]:
-    """A fresh scratch build directory; for a resumable derivation, the one its interrupted
-    build left, if any. That one outlives an interruption (and a crash of this process), so
-    the next attempt continues the work; a failure or a success removes it."""
+    """The directory the builder sees as /build: `build` inside a private scratch directory.
+
+    The builder can chmod /build itself, so only the scratch directory around it, which the
+    builder never sees, keeps other users out. Fresh for each build; for a resumable
+    derivation, the one its interrupted build left, if any. That one outlives an interruption
+    (and a crash of this process), so the next attempt continues the work; a failure or a
+    success removes it."""
     if not _resumable(drv):
-        with store.temp_dir("build") as build_dir:
-            build_dir.mkdir()
-            yield build_dir
+        with store.temp_dir("build") as scratch:
+            yield _private_build_dir(scratch)
         return
-    build_dir = store.partial_build_dir(drv_path)
-    build_dir.mkdir(exist_ok=True)
+    kept = store.partial_build_dir(drv_path)
+    _adopt_old_layout(kept)
     try:
-        yield build_dir
+        yield _private_build_dir(kept)
     except BaseException:
         if not options.cancelled.is_set():
-            remove_tree(build_dir)
+            remove_tree(kept)
         raise
-    remove_tree(build_dir)
+    remove_tree(kept)
+
+
+def _private_build_dir(scratch: Path) -> Path:
+    make_private_dir(scratch)
+    build_dir = scratch / BUILD_SUBDIR
+    make_private_dir(build_dir)
+    return build_dir
+
+
+def _adopt_old_layout(kept: Path) -> None:
+    """Move a build directory kept by an earlier version (the build directory itself, with the
+    builder's files at its top) to where this version keeps it, so its work is not lost."""
+    if not os.path.isdir(kept) or os.path.islink(kept) or os.listdir(kept) in ([], [BUILD_SUBDIR]):
+        return
+    moving = kept.with_name(f"{kept.name}.adopting")
+    remove_tree(moving)
+    make_private_dir(moving)
+    os.rename(kept, moving / BUILD_SUBDIR)
+    os.rename(moving, kept)
 
 
 def _input_paths(store: Store, drv: Derivation) -> list[str]:
@@ -184,7 +224,7 @@ def _export_references_graphs(
             }
             for info in infos
         ]
-        (build_dir / file).write_text(json.dumps(closure, indent=1) + "\n")
+        replace_file(build_dir, file, (json.dumps(closure, indent=1) + "\n").encode())
 
 
 def _run_builtin(drv: Derivation, out: Path, options: BuildOptions, log_file: Path) -> float:
@@ -211,6 +251,7 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
         max_silent_seconds=options.max_silent_seconds,
         sandboxed=options.sandboxed,
         append_log=resumed,
+        limits=options.limits,
     )
     result = run_in_sandbox(spec, log_file, on_line)
     if not result.succeeded:
@@ -250,11 +291,13 @@ def _register(
     drv: Derivation,
     staged: dict[str, Path],
     inputs: list[str],
+    options: BuildOptions,
     log_file: Path,
 ) -> None:
     missing = [name for name, path in staged.items() if not os.path.lexists(path)]
     if missing:
         raise BuildError(f"{drv.name}: builder did not create output(s) {', '.join(missing)}")
+    _check_size(drv, staged, options.limits.max_output_bytes)
     if drv.is_fixed_output:
         _check_fixed(drv, staged["out"])
     else:
@@ -320,6 +363,15 @@ def _fixup(store: Store, drv: Derivation, name: str, path: Path, log_file: Path)
         raise BuildError(
             f"{drv.name}: {len(report.problems)} file(s) cannot be made to load from the store, "
             f"first {first.file}: {first.message}; log: {log_file}"
+        )
+
+
+def _check_size(drv: Derivation, staged: dict[str, Path], limit: int) -> None:
+    size = sum(tree_size(path) for path in staged.values())
+    if size > limit:
+        raise BuildError(
+            f"{drv.name}: its outputs hold {size} bytes; at most {limit} are allowed "
+            f"(${MAX_OUTPUT.variable} sets the limit)"
         )
 
 

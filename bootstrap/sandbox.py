@@ -5,18 +5,21 @@ path, a writable build directory at /build, the logical store directory writable
 private staging directory, so a builder creates its outputs exactly as in Nix: `$out` does not
 exist at start and may become a file or a directory), minimal /dev and /proc, a synthetic /etc,
 no network unless asked for (fixed-output derivations), a fixed uid/gid/hostname and a clean
-environment. See docs/sandbox.md for the design and its reasons.
+environment, and limits on its processes and its log (`BuildLimits`). When the builder is gone,
+every setuid/setgid bit it set is cleared. See docs/sandbox.md for the design and its reasons.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
+import resource
+import secrets
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import time
@@ -28,6 +31,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, NamedTuple
 
 from bootstrap.errors import BootstrapError
+from bootstrap.limits import Limit
+from bootstrap.store.canonical import clear_setid_bits, remove_tree
 
 SANDBOX_BUILD_DIR = "/build"
 HOMELESS_SHELTER = "/homeless-shelter"
@@ -58,6 +63,12 @@ _RESERVED_ENV = frozenset(
 _HOST_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/services", "/etc/protocols")
 _READ_CHUNK = 65536
 _DRAIN_SECONDS = 2.0
+_STARTUP_SECONDS = 30.0  # for bwrap to report the sandbox's pid 1
+_END_SECONDS = 10.0  # for the sandbox's pid 1 (and so every process in it) to be gone
+
+MAX_PROCESSES = Limit("BOOTSTRAP_MAX_PROCESSES", 4096)
+MAX_LOG = Limit("BOOTSTRAP_MAX_LOG", 64 << 20)
+MAX_OUTPUT = Limit("BOOTSTRAP_MAX_OUTPUT", 16 << 30)
 
 LineCallback = Callable[[str], None]
 
@@ -67,6 +78,28 @@ class TimeoutKind(StrEnum):
 
     TOTAL = "total"
     SILENT = "silent"
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    """What one build may use; each default is documented in docs/sandbox.md and set by an
+    environment variable (`from_env`).
+
+    `max_processes`: processes and threads alive at once in the sandbox (its pid 1 included).
+    `max_log_bytes`: builder output kept in the log per attempt; the rest is dropped, and the
+    log says so. `max_output_bytes`: the outputs' size (file contents and symlink targets),
+    checked when the builder is done (by the builder layer).
+    """
+
+    max_processes: int = MAX_PROCESSES.default
+    max_log_bytes: int = MAX_LOG.default
+    max_output_bytes: int = MAX_OUTPUT.default
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildLimits:
+        """The defaults, with $BOOTSTRAP_MAX_PROCESSES, $BOOTSTRAP_MAX_LOG and
+        $BOOTSTRAP_MAX_OUTPUT (sizes such as 64M or 16G) where set."""
+        return cls(MAX_PROCESSES.get(environ), MAX_LOG.get(environ), MAX_OUTPUT.get(environ))
 
 
 class Bind(NamedTuple):
@@ -82,7 +115,10 @@ class SandboxSpec:
 
     `inputs` are mounted read-only; `outputs` name where each output should end up on the host
     (`physical`, which must not exist yet) and its store path (`logical`). All outputs share one
-    logical store directory. `env` is the derivation's environment; the sandbox adds the fixed
+    logical store directory. The builder can change the modes of everything it is given
+    (`build_dir` itself included), so `build_dir` and the outputs' directory must lie in a
+    directory only the caller can enter (docs/sandbox.md, "Other users"). `env` is the
+    derivation's environment; the sandbox adds the fixed
     variables (HOME, TMPDIR, ...) and refuses to let `env` override them. `sandboxed=False` is
     the explicit no-sandbox mode: it needs physical == logical for every bind. `append_log`
     adds to the log file instead of replacing it (a resumed build's log keeps every attempt).
@@ -100,6 +136,7 @@ class SandboxSpec:
     source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
     sandboxed: bool = True
     append_log: bool = False
+    limits: BuildLimits = field(default_factory=BuildLimits)
 
 
 @dataclass(frozen=True)
@@ -272,20 +309,28 @@ def _run_sandboxed(
     on_line: LineCallback | None,
 ) -> SandboxResult:
     env = sandbox_environment(spec, SANDBOX_BUILD_DIR)
-    with _staging_dir(outputs) as staging, _etc_files(spec.network) as etc_fds:
-        argv = [bwrap, *_isolation_flags(spec.network), "--tmpfs", "/"]
+    with (
+        _staging_dir(outputs) as staging,
+        _etc_files(spec.network) as etc_fds,
+        _PidOne(spec.limits.max_processes) as pid_one,
+    ):
+        argv = [bwrap, *_isolation_flags(spec.network), *pid_one.flags, "--tmpfs", "/"]
         argv += _mount_args(spec, inputs, outputs, staging, etc_fds)
         argv += ["--remount-ro", "/", "--chdir", SANDBOX_BUILD_DIR, "--clearenv"]
         for name, value in env.items():
             argv += ["--setenv", name, value]
         argv += ["--", *spec.command]
+        pass_fds = [*etc_fds.values(), *pid_one.child_fds]
         result = SandboxResult(
-            *_supervise(argv, spec, {}, list(etc_fds.values()), log_path, on_line),
+            *_supervise(argv, spec, {}, pass_fds, log_path, on_line, pid_one=pid_one),
             hermetic=True,
             log_path=log_path,
         )
-        if staging is not None and result.succeeded:
-            _collect_outputs(staging, outputs)
+        clear_setid_bits(spec.build_dir)
+        if staging is not None:
+            clear_setid_bits(staging)
+            if result.succeeded:
+                _collect_outputs(staging, outputs)
     return result
 
 
@@ -363,24 +408,14 @@ def _staging_dir(outputs: list[Bind]) -> Iterator[Path | None]:
     try:
         yield staging
     finally:
-        _remove_tree(staging)
+        remove_tree(staging)
 
 
 def _collect_outputs(staging: Path, outputs: list[Bind]) -> None:
     for bind in outputs:
         built = staging / PurePosixPath(bind.logical).name
         if os.path.lexists(built):
-            shutil.move(built, bind.physical)
-
-
-def _remove_tree(path: Path) -> None:
-    """Delete a tree even if the builder left unreadable or read-only directories in it."""
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            child = os.path.join(root, name)
-            if stat.S_ISDIR(os.lstat(child).st_mode):  # never chmod through a symlink
-                os.chmod(child, stat.S_IRWXU)
-    shutil.rmtree(path)
+            os.rename(built, bind.physical)  # the entry itself, a symlink included
 
 
 # --- no-sandbox mode --------------------------------------------------------------------------
@@ -395,6 +430,7 @@ def _run_unsandboxed(
     build_top = str(Path(spec.build_dir).resolve())
     env = sandbox_environment(spec, build_top)
     result = _supervise(list(spec.command), spec, env, [], log_path, on_line, cwd=build_top)
+    clear_setid_bits(spec.build_dir)
     return SandboxResult(*result, hermetic=False, log_path=log_path)
 
 
@@ -447,6 +483,179 @@ class _LineSplitter:
         self.pending = b""
 
 
+class _Log:
+    """The build log: the builder's output up to `limit` bytes, then one line saying the rest
+    is dropped (the output is still read to its end, so the builder never blocks on it)."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.received = 0
+        self.last_byte = b"\n"
+
+    def write(self, chunk: bytes) -> None:
+        room = self.limit - self.received
+        self.received += len(chunk)
+        if room > 0:
+            self.stream.write(chunk[:room])
+            self.last_byte = chunk[:room][-1:]
+        if room >= 0 and self.received > self.limit:  # the first byte over the limit
+            self.note(
+                f"log truncated: the builder printed more than {self.limit} bytes; the rest is "
+                f"not kept (${MAX_LOG.variable} sets the limit)"
+            )
+        self.stream.flush()
+
+    def note(self, message: str) -> None:
+        """A line of our own in the log."""
+        start = b"" if self.last_byte == b"\n" else b"\n"
+        self.stream.write(start + f"bootstrap: {message}\n".encode())
+        self.stream.flush()
+
+
+class _PidOne:
+    """The sandbox's pid 1: held back until its process limit is set, awaited at the end.
+
+    bwrap reports pid 1 on its --info-fd and waits on its --block-fd before starting the
+    builder. The limit is RLIMIT_NPROC set on pid 1 once its user namespace exists, so it
+    counts only the sandbox's processes (set on bwrap beforehand, it would count every process
+    of the calling user). The kernel never applies RLIMIT_NPROC to the host's root, so when we
+    run as root the limit is a pids cgroup instead, where one can be made. When pid 1 is gone,
+    every process of the sandbox is (the kernel kills the rest of its pid namespace first), so
+    nothing changes the builder's files any more.
+    """
+
+    def __init__(self, max_processes: int) -> None:
+        self.max_processes = max_processes
+        self.info_read, self.info_write = os.pipe()
+        self.block_read, self.block_write = os.pipe()
+        self.open_fds = {self.info_read, self.info_write, self.block_read, self.block_write}
+        self.pid_fd: int | None = None
+        self.cgroup: Path | None = None
+
+    @property
+    def flags(self) -> list[str]:
+        return ["--info-fd", str(self.info_write), "--block-fd", str(self.block_read)]
+
+    @property
+    def child_fds(self) -> list[int]:
+        return [self.info_write, self.block_read]
+
+    def __enter__(self) -> _PidOne:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for fd in list(self.open_fds):
+            self._close(fd)
+        self._remove_cgroup()
+
+    def _close(self, fd: int) -> None:
+        if fd in self.open_fds:
+            self.open_fds.discard(fd)
+            os.close(fd)
+
+    def release(self, log: _Log) -> None:
+        """Once bwrap runs: limit its pid 1, then let it start the builder."""
+        self._close(self.info_write)
+        self._close(self.block_read)
+        pid = self._read_pid()
+        if pid is None:
+            return  # bwrap stopped before making the sandbox; it said why in the log
+        self.pid_fd = os.pidfd_open(pid)
+        self.open_fds.add(self.pid_fd)
+        self._limit(pid, log)
+        os.write(self.block_write, b"go")
+        self._close(self.block_write)
+
+    def _read_pid(self) -> int | None:
+        data = b""
+        deadline = time.monotonic() + _STARTUP_SECONDS
+        while _readable(self.info_read, deadline - time.monotonic()):
+            chunk = os.read(self.info_read, _READ_CHUNK)
+            if not chunk:
+                return None
+            data += chunk
+            with suppress(ValueError, KeyError):
+                return int(json.loads(data)["child-pid"])
+        raise BootstrapError(f"sandbox: bwrap did not start within {_STARTUP_SECONDS:.0f} s")
+
+    def _limit(self, pid: int, log: _Log) -> None:
+        """Apply the process limit to pid 1, or say in the log why it cannot be."""
+        limit = self.max_processes
+        try:
+            if os.geteuid() != 0:
+                resource.prlimit(pid, resource.RLIMIT_NPROC, (limit, limit))
+                return
+            self.cgroup = _pids_cgroup(limit)
+            if self.cgroup is not None:
+                (self.cgroup / "cgroup.procs").write_text(f"{pid}\n")
+                return
+            problem = "running as root, and no pids cgroup can be made"
+        except OSError as err:
+            problem = err.strerror or str(err)
+        log.note(f"the process limit ({limit}) is not enforced: {problem}")
+
+    def wait_gone(self) -> None:
+        """Kill pid 1 (and so the whole sandbox) if it still runs; return once it is gone."""
+        if self.pid_fd is None:
+            return
+        with suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.pid_fd, signal.SIGKILL)
+        if not _readable(self.pid_fd, _END_SECONDS):
+            raise BootstrapError(
+                f"sandbox: its processes did not end {_END_SECONDS:.0f} s after SIGKILL"
+            )
+        self._remove_cgroup()
+
+    def _remove_cgroup(self) -> None:
+        """Remove our cgroup; a moment after pid 1's end it may still count dying tasks."""
+        deadline = time.monotonic() + _END_SECONDS
+        while self.cgroup is not None:
+            try:
+                self.cgroup.rmdir()
+                self.cgroup = None
+            except OSError:
+                if time.monotonic() > deadline:
+                    return  # an empty cgroup left behind; harmless
+                time.sleep(0.05)
+
+
+def _readable(fd: int, seconds: float) -> bool:
+    """Whether `fd` becomes readable (or hung up) within `seconds`."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, math.ceil(seconds * 1000))))
+
+
+def _pids_cgroup(limit: int) -> Path | None:
+    """A new cgroup whose pids.max is `limit`, or None where none can be made (not root, or no
+    cgroup hierarchy with the pids controller)."""
+    for mount in _cgroup_mounts():
+        path = mount / f"bootstrap-build-{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except OSError:
+            continue
+        try:
+            (path / "pids.max").write_text(f"{limit}\n")
+            return path
+        except OSError:  # a cgroup2 hierarchy without the pids controller
+            path.rmdir()
+    return None
+
+
+def _cgroup_mounts() -> list[Path]:
+    """Where cgroup hierarchies are mounted: cgroup v1 ones with the pids controller, and v2."""
+    mounts = []
+    with open("/proc/self/mountinfo") as table:
+        for line in table:
+            fields, _, super_fields = line.partition(" - ")
+            fstype, _source, options = super_fields.split()[:3]
+            if fstype == "cgroup2" or (fstype == "cgroup" and "pids" in options.split(",")):
+                mounts.append(Path(fields.split()[4]))
+    return mounts
+
+
 def _supervise(
     argv: list[str],
     spec: SandboxSpec,
@@ -455,18 +664,25 @@ def _supervise(
     log_path: Path,
     on_line: LineCallback | None,
     cwd: str | None = None,
+    pid_one: _PidOne | None = None,
 ) -> tuple[int, float, TimeoutKind | None]:
-    """Start argv in its own session, pump its output, kill its whole group when done."""
+    """Start argv in its own session, pump its output, kill its whole group when done (and,
+    for a sandbox, return only once every process in it is gone)."""
     clock = _Clock(spec.max_seconds, spec.max_silent_seconds)
     splitter = _LineSplitter(on_line)
-    with open(log_path, "ab" if spec.append_log else "wb") as log:
+    with open(log_path, "ab" if spec.append_log else "wb") as stream:
+        log = _Log(stream, spec.limits.max_log_bytes)
         proc = _start(argv, env, pass_fds, cwd)
         assert proc.stdout is not None
         try:
+            if pid_one is not None:
+                pid_one.release(log)
             timed_out = _pump(proc, proc.stdout, log, splitter, clock)
         finally:
             _kill_group(proc)
             proc.wait()
+            if pid_one is not None:
+                pid_one.wait_gone()
         _drain(proc.stdout, log, splitter)
         proc.stdout.close()
     splitter.finish()
@@ -496,7 +712,7 @@ def _start(
 def _pump(
     proc: subprocess.Popen,
     stream: BinaryIO,
-    log: BinaryIO,
+    log: _Log,
     splitter: _LineSplitter,
     clock: _Clock,
 ) -> TimeoutKind | None:
@@ -523,14 +739,13 @@ def _pump(
 
 
 def _copy_chunk(
-    fd: int, poller: select.poll, log: BinaryIO, splitter: _LineSplitter, clock: _Clock
+    fd: int, poller: select.poll, log: _Log, splitter: _LineSplitter, clock: _Clock
 ) -> None:
     chunk = os.read(fd, _READ_CHUNK)
     if not chunk:
         poller.unregister(fd)  # EOF; the builder may still be running
         return
     log.write(chunk)
-    log.flush()
     splitter.feed(chunk)
     clock.last_output = time.monotonic()
 
@@ -540,7 +755,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _drain(stream: BinaryIO, log: BinaryIO, splitter: _LineSplitter) -> None:
+def _drain(stream: BinaryIO, log: _Log, splitter: _LineSplitter) -> None:
     """Copy what is left in the pipe; give up after a moment if an escaped process holds it."""
     fd = stream.fileno()
     poller = select.poll()

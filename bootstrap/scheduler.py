@@ -3,7 +3,9 @@
 Before anything is built, every derivation of the graph is written to the store (with the local
 files it names), so `bootstrap log`, `drv show` and the audits can find them. Then the
 derivations whose outputs are not all valid are built, `max_jobs` at a time. An interrupted run
-leaves only complete, valid paths behind; running it again continues where it stopped.
+leaves only complete, valid paths behind; running it again continues where it stopped. With a
+`root_name`, whatever the run made valid is then rooted under that name (even when a build
+failed or the run was interrupted), so `store gc` keeps it and the kept work of its builds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from bootstrap.derivation import Derivation, add_to_store, drv_path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import progress_wanted
 from bootstrap.store import Store
+from bootstrap.store.disk import disk_full, is_disk_full
+from bootstrap.store.gc import set_profile_root
 from bootstrap.substitute import Substituter
 
 
@@ -105,20 +109,35 @@ class Scheduler:
     substituter: Substituter | None = None
     # called after substitution, before the first build (e.g. to provide the seed archive)
     before_build: Callable[[BuildGraph], None] | None = None
+    # the GC root (`gcroots/profiles/NAME`) that the run replaces with what it made valid
+    root_name: str | None = None
 
     def realise(self, graph: BuildGraph) -> Summary:
         """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
         start = time.monotonic()
         with self.store.gc_guard():
             self.instantiate(graph)
-            substituted = self._substitute(graph)
-            if self.before_build is not None:
-                self.before_build(graph)
-            summary = self._run(graph, self._missing(graph))
+            try:
+                substituted = self._substitute(graph)
+                if self.before_build is not None:
+                    self.before_build(graph)
+                summary = self._run(graph, self._missing(graph))
+            finally:
+                if self.root_name:
+                    self._root(graph, self.root_name)
         summary.substituted = substituted
         summary.reused = [p for p in summary.reused if p not in substituted]
         summary.seconds = time.monotonic() - start
         return summary
+
+    def _root(self, graph: BuildGraph, name: str) -> None:
+        """Root every valid output of the graph and its targets' derivations (whose closure
+        holds every derivation of the graph, so their kept build directories stay too)."""
+        outputs = [o.path for drv in graph.derivations.values() for o in drv.outputs.values()]
+        try:
+            set_profile_root(self.store, name, [*outputs, *graph.targets])
+        except BootstrapError as err:
+            print(f"bootstrap: warning: the run's GC root was not updated: {err}", file=sys.stderr)
 
     def instantiate(self, graph: BuildGraph) -> None:
         """Write local sources and every drv of the graph into the store."""
@@ -233,9 +252,14 @@ class Scheduler:
         bar.update(1)
         try:
             outcome = future.result()
-        except BootstrapError as err:
-            summary.failed[path] = str(err)
-            self._say(bar, f"failed {name}: {err}")
+        except (BootstrapError, OSError) as err:
+            if isinstance(err, OSError) and not is_disk_full(err):
+                raise
+            if isinstance(err, OSError):
+                err = disk_full(err.filename or self.store.physical_dir)
+            reason = str(err)
+            summary.failed[path] = reason
+            self._say(bar, f"failed {name}: {reason}")
             return
         if outcome.built:
             summary.built.append(outcome)

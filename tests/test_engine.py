@@ -262,11 +262,11 @@ def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig
     recipes_in(tmp_path / "t")
     proc = run_engine(tmp_path / "t", root, "steps")
     store = Store(root, "/bootstrap/store")
-    wait_until(lambda: list(store.physical_dir.glob(".partial-*-steps-1/paused-once")), proc)
+    wait_until(lambda: list(store.physical_dir.glob(".partial-*-steps-1/build/paused-once")), proc)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=30)
     [kept] = store.physical_dir.glob(".partial-*")
-    assert (kept / "part1").read_text() == "part 1\n"
+    assert (kept / "build" / "part1").read_text() == "part 1\n"
     assert not any(p.endswith("-steps-1") for p in store.all_paths())
     assert verify_store(store).ok
     assert os.fspath(kept) in collect_garbage(store, dry_run=True).garbage_files

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from bootstrap import seed
 from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
-from bootstrap.build import BuildOptions, has_kept_build, log_path, outputs_valid
+from bootstrap.build import (
+    DEFAULT_MAX_SILENT_SECONDS,
+    BuildOptions,
+    has_kept_build,
+    log_path,
+    outputs_valid,
+)
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
@@ -18,6 +24,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import Store
+from bootstrap.store.disk import disk_full_as_error
 from bootstrap.store.gc import add_root
 from bootstrap.substitute import Substituter
 
@@ -54,8 +61,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--max-silent",
         type=float,
+        default=DEFAULT_MAX_SILENT_SECONDS,
         metavar="SECONDS",
-        help="kill a build that prints nothing for this long",
+        help="kill a build that prints nothing for this long "
+        f"(default {DEFAULT_MAX_SILENT_SECONDS:.0f}; 0: no limit)",
     )
     run.add_argument(
         "--out-link",
@@ -126,7 +135,7 @@ def run_run(args: argparse.Namespace) -> int:
         cores=args.cores,
         sandboxed=not args.no_sandbox,
         max_seconds=args.timeout,
-        max_silent_seconds=args.max_silent,
+        max_silent_seconds=args.max_silent or None,
         fetcher=Fetcher(offline=args.offline),
     )
     substituter = Substituter(store, substitution, warn=_warn)
@@ -137,11 +146,13 @@ def run_run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         substituter=substituter,
         before_build=lambda g: _ensure_pinned_seed(g, store, options.fetcher, args.host_cc),
+        root_name=f"{plan.target}-{plan.profile}",
     )
     summary = scheduler.realise(graph)
     print(summary.render(graph))
     manifest = build_manifest(store, plan)
-    written = write_manifest(manifest, manifest_dir(store))
+    with disk_full_as_error(manifest_dir(store)):
+        written = write_manifest(manifest, manifest_dir(store))
     print("stage hashes (compare with `bootstrap audit diff`):")
     print("\n".join(f"  {line}" for line in summary_lines(manifest)))
     print(f"manifest: {written}")

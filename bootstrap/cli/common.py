@@ -31,8 +31,10 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    return Store(args.store, args.store_dir)
+def open_store(args: argparse.Namespace, create: bool = True, reclaim: bool = False) -> Store:
+    """The store that `--store`/`--store-dir` name (see `Store` for `create` and `reclaim`);
+    its root is made absolute there, once, whatever the working directory."""
+    return Store(args.store, args.store_dir, create=create, reclaim=reclaim)
 
 
 def print_json(value: object) -> None:

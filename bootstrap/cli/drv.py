@@ -60,7 +60,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    for path, drv in import_drv_files(open_store(args), args.files):
+    store = open_store(args)
+    with store.gc_guard():  # the inputs checked valid stay so until the import has added all
+        imported = import_drv_files(store, args.files)
+    for path, drv in imported:
         outputs = " ".join(f"{name}={out.path}" for name, out in drv.outputs.items())
         print(f"{path} {outputs}")
     return 0

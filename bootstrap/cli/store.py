@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
+from bootstrap.build import BuildOptions
+from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, open_store, print_json
 from bootstrap.nar import nar_hash
+from bootstrap.repair import RepairResult, repair_paths
 from bootstrap.signing import fingerprint, read_secret_key
 from bootstrap.store import PathInfo, default_store_dir
 from bootstrap.store.gc import add_root, collect_garbage
-from bootstrap.store.verify import verify_store
+from bootstrap.store.verify import VerifyResult, verify_store
 from bootstrap.storepath import source_path
+from bootstrap.substitute import Substituter
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,15 +38,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_store_options(info)
     info.set_defaults(func=run_path_info)
 
-    verify = actions.add_parser("verify", help="recompute and check every path's NAR hash")
-    verify.add_argument(
-        "--repair", action="store_true", help="delete corrupt paths and what refers to them"
+    verify = actions.add_parser(
+        "verify", help="recompute every path's NAR hash and check content addresses"
     )
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild (or substitute) broken paths and keep what refers to them; delete only "
+        "what cannot be restored",
+    )
+    add_substituter_options(verify)
     add_store_options(verify)
     verify.set_defaults(func=run_verify)
 
     gc = actions.add_parser("gc", help="delete paths not reachable from a GC root")
-    gc.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    gc.add_argument(
+        "--dry-run", action="store_true", help="only list what would be deleted; change nothing"
+    )
+    gc.add_argument(
+        "--delete-partial",
+        action="store_true",
+        help="delete the kept work of interrupted builds even if their derivation is live",
+    )
     add_store_options(gc)
     gc.set_defaults(func=run_gc)
 
@@ -109,27 +128,58 @@ def run_sign(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    result = verify_store(open_store(args), repair=args.repair)
+    store = open_store(args, create=args.repair)
+    result = verify_store(store)
+    _print_verify(result)
+    if not args.repair or result.ok:
+        return 0 if result.ok else 1
+    substituter = Substituter(store, substitute_options(args), warn=_warn)
+    options = BuildOptions(cores=os.cpu_count() or 1)
+    repaired = repair_paths(store, result.bad, options, substituter)
+    _print_repair(repaired)
+    return 1 if repaired.failed else 0
+
+
+def _print_verify(result: VerifyResult) -> None:
     for path in result.missing:
         print(f"missing: {path}")
     for path, expected, actual in result.corrupt:
         print(f"corrupt: {path}: registered {expected}, found {actual}")
-    for path in result.removed:
-        print(f"removed: {path}")
+    for path, problem in result.misnamed:
+        print(f"misnamed: {path}: {problem}")
     print(
         f"checked {result.checked} paths: {len(result.missing)} missing, "
-        f"{len(result.corrupt)} corrupt"
+        f"{len(result.corrupt)} corrupt, {len(result.misnamed)} misnamed"
     )
-    return 0 if result.ok or args.repair else 1
+
+
+def _print_repair(repaired: RepairResult) -> None:
+    for verb, paths in (
+        ("rebuilt", repaired.rebuilt),
+        ("substituted", repaired.substituted),
+        ("restored", repaired.restored),
+        ("removed", repaired.removed),
+    ):
+        for path in paths:
+            print(f"{verb}: {path}")
+    for drv, reason in repaired.failed.items():
+        print(f"could not rebuild {drv}: {reason.splitlines()[0]}")
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    result = collect_garbage(open_store(args), dry_run=args.dry_run)
+    store = open_store(args, create=not args.dry_run, reclaim=not args.dry_run)
+    result = collect_garbage(store, dry_run=args.dry_run, delete_partial=args.delete_partial)
     verb = "would delete" if args.dry_run else "deleted"
     for path in result.dead:
         print(f"{verb} {path}")
     for entry in result.garbage_files:
         print(f"{verb} leftover {entry}")
+    for entry in result.kept_partial:
+        print(f"kept {entry}: the interrupted build of a live derivation (--delete-partial)")
     print(
         f"{len(result.roots)} roots, {len(result.live)} live paths; {verb} "
         f"{len(result.dead)} paths ({result.freed_bytes / 1e6:.1f} MB)"

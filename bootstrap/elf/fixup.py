@@ -30,7 +30,12 @@ from bootstrap.elf.paths import (
     regular_files,
     shrink_search_path,
 )
-from bootstrap.elf.shebang import MAX_SHEBANG_LENGTH, read_shebang, starts_with_shebang
+from bootstrap.elf.shebang import (
+    MAX_SHEBANG_LENGTH,
+    open_no_follow,
+    read_shebang,
+    starts_with_shebang,
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,13 @@ class FixupPolicy:
 def fixup_output(
     output: Path, output_path: str, policy: FixupPolicy, patcher: ElfPatcher | None = None
 ) -> FixupReport:
-    """Check and repair every file of the output at physical `output`, logically `output_path`."""
+    """Check and repair every file of the output at physical `output`, logically `output_path`.
+
+    An output that is a symlink has no files of its own: it is never followed (it may point
+    anywhere on the host), and neither is any symlink inside an output."""
     output = Path(output)
+    if output.is_symlink():
+        return FixupReport()
     path_map = policy.path_map.with_mount(output_path, output)
     fixer = _Fixer(policy, patcher or LiefPatcher(), path_map)
     for physical in regular_files(output):
@@ -208,7 +218,8 @@ class _Fixer:
 
 
 def _replace_first_line(path: Path, line: str) -> None:
-    body = path.read_bytes()
+    with open_no_follow(path) as stream:
+        body = stream.read()
     newline = body.find(b"\n")
     rest = body[newline:] if newline >= 0 else b""
     with staged_replacement(path) as staged:

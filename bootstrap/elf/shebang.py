@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 SHEBANG = b"#!"
 MAX_SHEBANG_LENGTH = 255
@@ -42,9 +44,15 @@ class Shebang:
         return Shebang(program_path, " ".join(words))
 
 
+def open_no_follow(path: Path) -> BinaryIO:
+    """`path` opened for reading, refusing (ELOOP) if it is a symlink: a build output's files
+    are read as themselves, never as whatever a builder's link points at."""
+    return open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NOFOLLOW))
+
+
 def read_shebang(path: Path) -> Shebang | None:
     """The `#!` line of `path`, or None if the file does not start with one."""
-    with open(path, "rb") as stream:
+    with open_no_follow(path) as stream:
         head = stream.read(_READ_LIMIT)
     if not head.startswith(SHEBANG):
         return None
@@ -54,5 +62,5 @@ def read_shebang(path: Path) -> Shebang | None:
 
 
 def starts_with_shebang(path: Path) -> bool:
-    with open(path, "rb") as stream:
+    with open_no_follow(path) as stream:
         return stream.read(2) == SHEBANG

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 
 from bootstrap.errors import BootstrapError
+from bootstrap.store.staging import copy_in
 from bootstrap.store.store import Store
 
 
@@ -13,32 +13,24 @@ def copy_closure(source: Store, dest: Store, paths: Iterable[str]) -> list[str]:
     """Copy `paths` and everything they reference into `dest`; return the paths copied.
 
     Each path keeps its references, deriver and content address, and is checked against its
-    registered NAR hash on arrival.
+    registered NAR hash before it is registered. Both stores' GC locks are held shared.
     """
     if source.store_dir != dest.store_dir:
         raise BootstrapError(
             f"cannot copy between store dirs {source.store_dir} and {dest.store_dir}"
         )
     copied = []
-    for path in references_first(source, source.closure(paths)):
-        if dest.is_valid(path):
-            continue
-        info = source.query_info(path)
-        with dest.temp_dir("copy") as tmp, dest.lock(path):
+    with source.gc_guard():
+        for path in references_first(source, source.closure(paths)):
             if dest.is_valid(path):
                 continue
-            real = source.real_path(path)
-            if real.is_dir() and not real.is_symlink():
-                shutil.copytree(real, tmp, symlinks=True)
-            else:
-                shutil.copy(real, tmp, follow_symlinks=False)
-            arrived = dest.register_output(
-                tmp, path, info.references, deriver=info.deriver, ca=info.ca, scan=False
-            )
-        if arrived.nar_hash != info.nar_hash:
-            dest.unregister_and_delete([path])
-            raise BootstrapError(f"{path} changed while being copied; run `store verify`")
-        copied.append(path)
+            info = source.query_info(path)
+            with dest.staging("copy") as tmp, dest.lock(path):
+                if dest.is_valid(path):
+                    continue
+                copy_in(source.real_path(path), tmp)
+                dest.register_copy(tmp, info)
+            copied.append(path)
     return copied
 
 

@@ -2,7 +2,8 @@
 
 A path is valid exactly when it has a row in `valid_paths`; rows are only written after the
 path's contents are complete, canonical and in place. WAL mode and a busy timeout let several
-`bootstrap` processes share one store.
+`bootstrap` processes share one store. SQLite's failures (a damaged file, a full disk) reach
+users as one line naming the database file.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash
+from bootstrap.store.disk import disk_full, is_full
 from bootstrap.store.locks import file_lock
 
 SCHEMA_VERSION = 1
@@ -70,6 +72,60 @@ class PathInfo:
     signatures: tuple[str, ...] = ()  # `NAME:BASE64`, see bootstrap.signing
 
 
+def _user_error(file: Path, err: sqlite3.DatabaseError) -> BootstrapError:
+    name = getattr(err, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or is_full(file):
+        return disk_full(file)
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return BootstrapError(
+            f"{file}: the store's database is damaged ({err}): expected an SQLite database; "
+            "move it away (the store's files stay) or restore it from a backup"
+        )
+    return BootstrapError(f"{file}: cannot use the store's database: {err}")
+
+
+@contextmanager
+def _reported(file: Path) -> Iterator[None]:
+    """SQLite errors raised inside become one-line `BootstrapError`s (constraint violations
+    stay as they are: they are bugs, or callers handle them)."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.DatabaseError as err:
+        raise _user_error(file, err) from None
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose row fetches report errors as `_reported` does."""
+
+    def __next__(self):
+        with _reported(self.connection.file):
+            return super().__next__()
+
+    def fetchone(self):
+        with _reported(self.connection.file):
+            return super().fetchone()
+
+    def fetchall(self):
+        with _reported(self.connection.file):
+            return super().fetchall()
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements report errors as `_reported` does."""
+
+    file: Path
+
+    def execute(self, sql: str, parameters=()) -> _Cursor:
+        with _reported(self.file):
+            return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters) -> _Cursor:
+        with _reported(self.file):
+            return self.cursor(_Cursor).executemany(sql, parameters)
+
+
 class Database:
     def __init__(self, file: Path, store_dir: str) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +156,11 @@ class Database:
         """This thread's connection (SQLite connections must stay in their thread)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.file, timeout=600, isolation_level=None)
+            with _reported(self.file):
+                conn = sqlite3.connect(
+                    self.file, timeout=600, isolation_level=None, factory=_Connection
+                )
+            conn.file = self.file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -109,13 +169,17 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; on any failure (COMMIT's own, on a full disk, too) the
+        transaction is rolled back, so this thread's connection stays usable."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                with suppress(BootstrapError):
+                    self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()

@@ -7,7 +7,8 @@ and two stores at different places hold bit-identical outputs.
 Physical layout under `root`:
     store/                the store paths themselves (and `.tmp-*` directories being filled,
                           `.partial-*` build directories kept for an interrupted build)
-    var/bootstrap/db.sqlite, locks/, gcroots/, logs/
+    var/bootstrap/db.sqlite, locks/ (locks/tmp/ for the `.tmp-*` directories), gcroots/,
+                  logs/, reserved (space kept for the collector, see store/disk.py)
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import shutil
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash, hash_file
 from bootstrap.nar import nar_hash, serialise
-from bootstrap.store.canonical import canonicalise, remove_tree
+from bootstrap.store.canonical import canonicalise, move_tree, remove_tree
 from bootstrap.store.db import Database, PathInfo
-from bootstrap.store.locks import file_lock
+from bootstrap.store.disk import disk_full_as_error, ensure_reserve, release_reserve
+from bootstrap.store.locks import file_lock, is_held
 from bootstrap.store.refs import ReferenceScanner
+from bootstrap.store.staging import copy_in
 from bootstrap.storepath import (
     DEFAULT_STORE_DIR,
     fixed_output_path,
@@ -35,8 +39,12 @@ from bootstrap.storepath import (
     split_store_path,
     text_path,
     to_store_path,
+    validate_name,
     validate_store_dir,
 )
+
+TEMP_PREFIX = ".tmp-"
+PARTIAL_PREFIX = ".partial-"
 
 
 def default_root() -> Path:
@@ -68,15 +76,52 @@ def scan_tree(path: Path, candidates: Iterable[str]) -> tuple[Hash, int, set[str
 
 
 class Store:
-    """A content-addressed store at physical `root`, presenting paths under `store_dir`."""
+    """A content-addressed store at physical `root`, presenting paths under `store_dir`.
 
-    def __init__(self, root: Path | str | None = None, store_dir: str | None = None) -> None:
-        self.root = Path(root) if root is not None else default_root()
+    `root` is made absolute here, once, so every path derived from it (result links, the
+    sandbox's binds) means the same from any working directory. Without `create`, a missing
+    store is an error and nothing is written (for read-only commands such as `gc --dry-run`);
+    with `reclaim`, the space kept for the collector is released before the database is
+    opened, so `store gc` works on a full disk.
+    """
+
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        store_dir: str | None = None,
+        *,
+        create: bool = True,
+        reclaim: bool = False,
+    ) -> None:
+        self.root = Path(os.path.abspath(root if root is not None else default_root()))
         self.store_dir = validate_store_dir(store_dir or default_store_dir())
         self.physical_dir = self.root / "store"
         self.state_dir = self.root / "var" / "bootstrap"
-        self.physical_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(self.state_dir / "db.sqlite", self.store_dir)
+        db_file = self.state_dir / "db.sqlite"
+        self._check_root(db_file, create)
+        if reclaim:
+            release_reserve(self.state_dir)
+        self.db = Database(db_file, self.store_dir)
+        if create and not reclaim:
+            with disk_full_as_error(self.state_dir):
+                ensure_reserve(self.state_dir)
+
+    def _check_root(self, db_file: Path, create: bool) -> None:
+        """Refuse a root that is not a directory; make the layout (or, without `create`,
+        refuse a root that holds no store)."""
+        if os.path.lexists(self.root) and not self.root.is_dir():
+            raise BootstrapError(f"{self.root}: the store root must be a directory, not a file")
+        if not create:
+            if not db_file.is_file():
+                raise BootstrapError(f"{self.root}: no store here (no {db_file.name})")
+            return
+        try:
+            with disk_full_as_error(self.root):
+                self.physical_dir.mkdir(parents=True, exist_ok=True)
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            where = os.fsdecode(err.filename) if err.filename else self.root
+            raise BootstrapError(f"{where}: cannot make the store here: {err.strerror}") from None
 
     # -- paths ---------------------------------------------------------------------------
     def real_path(self, store_path: str) -> Path:
@@ -117,17 +162,54 @@ class Store:
 
     @contextmanager
     def temp_dir(self, label: str) -> Iterator[Path]:
-        """A scratch path on the store's file system, removed afterwards whatever happens."""
-        tmp = self.physical_dir / f".tmp-{label}-{secrets.token_hex(6)}"
-        try:
-            yield tmp
-        finally:
-            remove_tree(tmp)
+        """A scratch path on the store's file system, removed afterwards whatever happens.
+
+        Its lock file is held while it lives, so a `.tmp-*` entry whose lock is free was left
+        by a process that died (see `remove_dead_temps`)."""
+        name = f"{TEMP_PREFIX}{label}-{secrets.token_hex(6)}"
+        lock_file = self._temp_lock_file(name)
+        with file_lock(lock_file):
+            tmp = self.physical_dir / name
+            try:
+                yield tmp
+            finally:
+                remove_tree(tmp)
+                lock_file.unlink(missing_ok=True)
+
+    def _temp_lock_file(self, name: str) -> Path:
+        return self.state_dir / "locks" / "tmp" / f"{name}.lock"
+
+    def temp_is_live(self, name: str) -> bool:
+        """Whether the `.tmp-*` entry `name` belongs to a running process. Creates nothing."""
+        return is_held(self._temp_lock_file(name))
+
+    def remove_dead_temps(self) -> list[Path]:
+        """Delete every `.tmp-*` entry whose owner is gone (killed mid-add or mid-build)."""
+        removed = []
+        for name in sorted(os.listdir(self.physical_dir)):
+            if name.startswith(TEMP_PREFIX) and self._remove_if_dead(name):
+                removed.append(self.physical_dir / name)
+        return removed
+
+    def _remove_if_dead(self, name: str) -> bool:
+        lock_file = self._temp_lock_file(name)
+        with file_lock(lock_file, blocking=False) as got:
+            if not got:
+                return False
+            remove_tree(self.physical_dir / name)
+            lock_file.unlink(missing_ok=True)
+        return True
 
     def partial_build_dir(self, drv_path: str) -> Path:
         """Where the build directory of `drv_path` is kept between an interrupted build and
-        the next attempt (for derivations that can resume); garbage to the collector."""
-        return self.physical_dir / f".partial-{drv_path.rsplit('/', 1)[1].removesuffix('.drv')}"
+        the next attempt (for derivations that can resume); the collector keeps it while the
+        derivation is reachable from a root."""
+        base = drv_path.rsplit("/", 1)[1].removesuffix(".drv")
+        return self.physical_dir / f"{PARTIAL_PREFIX}{base}"
+
+    def partial_build_drv(self, name: str) -> str:
+        """The derivation whose kept build directory is the entry `name` (`.partial-*`)."""
+        return f"{self.store_dir}/{name.removeprefix(PARTIAL_PREFIX)}.drv"
 
     # -- queries -------------------------------------------------------------------------
     def is_valid(self, store_path: str) -> bool:
@@ -164,60 +246,79 @@ class Store:
         return self.db.all_paths()
 
     # -- adding --------------------------------------------------------------------------
+    @contextmanager
+    def staging(self, label: str) -> Iterator[Path]:
+        """A temp path to fill and install, with the GC lock held shared all along (the
+        collector waits), dead processes' leftovers swept first, and a full disk reported in
+        one line."""
+        with self.gc_guard(), disk_full_as_error(self.physical_dir):
+            self.remove_dead_temps()
+            with self.temp_dir(label) as tmp:
+                yield tmp
+
     def add_path(
         self, source: Path, name: str | None = None, references: Iterable[str] = ()
     ) -> str:
-        """Copy a file or tree into the store as a `source` path (like `nix-store --add`)."""
+        """Copy a file or tree into the store as a `source` path (like `nix-store --add`).
+
+        The path is named from the NAR hash of the copy, so a source that changes meanwhile
+        still gives a path whose name matches its contents."""
         source = Path(source)
-        name = name or source.name
-        references = sorted(set(references))
-        nar_hash, _, _ = scan_tree(source, ())
-        path = source_path(nar_hash, name, self.store_dir, references)
-        return self._add_copy(source, path, references, ca=f"fixed:r:{nar_hash}")
+        name = validate_name(name or source.name)
+        references = tuple(sorted(set(references)))
+        with self.staging("add") as tmp:
+            copy_in(source, tmp)
+            canonicalise(tmp)
+            digest, size, _ = scan_tree(tmp, ())
+            path = source_path(digest, name, self.store_dir, references)
+            info = PathInfo(path, digest, size, references, ca=f"fixed:r:{digest}")
+            return self._install(tmp, info)
 
     def add_fixed(self, source: Path, expected: Hash, name: str, recursive: bool = False) -> str:
-        """Add a fixed output after checking its (flat or NAR) hash; nothing is kept on mismatch."""
+        """Add a fixed output after checking the (flat or NAR) hash of what was copied; nothing
+        is kept on mismatch."""
         source = Path(source)
-        if recursive:
-            actual = nar_hash(source, expected.algo)[0]
-        else:
-            actual = hash_file(expected.algo, source)
-        if actual != expected:
-            raise BootstrapError(
-                f"{source}: hash mismatch for {name}: expected {expected.algo}:{expected.nix32}, "
-                f"got {actual.algo}:{actual.nix32}"
-            )
         path = fixed_output_path(expected, name, self.store_dir, recursive)
-        method = "r:" if recursive else ""
-        return self._add_copy(source, path, [], ca=f"fixed:{method}{expected}")
+        if self.is_valid(path):
+            return path
+        with self.staging("add") as tmp:
+            copy_in(source, tmp)
+            canonicalise(tmp)
+            if recursive:
+                actual = nar_hash(tmp, expected.algo)[0]
+            elif stat.S_ISREG(os.lstat(tmp).st_mode):
+                actual = hash_file(expected.algo, tmp)
+            else:
+                raise BootstrapError(f"{source}: a flat fixed output must be a regular file")
+            if actual != expected:
+                raise BootstrapError(
+                    f"{source}: hash mismatch for {name}: expected "
+                    f"{expected.algo}:{expected.nix32}, got {actual.algo}:{actual.nix32}"
+                )
+            digest, size, _ = scan_tree(tmp, ())
+            method = "r:" if recursive else ""
+            info = PathInfo(path, digest, size, ca=f"fixed:{method}{expected}")
+            return self._install(tmp, info)
 
     def add_text(self, name: str, content: bytes, references: Iterable[str] = ()) -> str:
         """Add a text file such as a .drv, whose path covers its content and references."""
-        references = sorted(set(references))
+        references = tuple(sorted(set(references)))
         path = text_path(content, name, self.store_dir, references)
         if self.is_valid(path):
             return path
-        with self.temp_dir("text") as tmp:
+        with self.staging("text") as tmp:
             tmp.write_bytes(content)
-            digest = Hash("sha256", hashlib.sha256(content).digest())
-            return self._install(tmp, path, references, ca=f"text:{digest}")
+            canonicalise(tmp)
+            digest, size, _ = scan_tree(tmp, ())
+            text_hash = Hash("sha256", hashlib.sha256(content).digest())
+            info = PathInfo(path, digest, size, references, ca=f"text:{text_hash}")
+            return self._install(tmp, info)
 
-    def _add_copy(self, source: Path, path: str, references: list[str], ca: str) -> str:
-        if self.is_valid(path):
-            return path
-        with self.temp_dir("add") as tmp:
-            if source.is_dir() and not source.is_symlink():
-                shutil.copytree(source, tmp, symlinks=True)
-            else:
-                shutil.copy(source, tmp, follow_symlinks=False)
-            return self._install(tmp, path, references, ca=ca)
-
-    def _install(self, tmp: Path, path: str, references: list[str], ca: str) -> str:
-        with self.lock(path):
-            if self.is_valid(path):
-                return path
-            self.register_output(tmp, path, references=references, scan=False, ca=ca)
-        return path
+    def _install(self, tmp: Path, info: PathInfo) -> str:
+        with self.lock(info.path):
+            if not self.is_valid(info.path):
+                self._move_into_place(tmp, info)
+        return info.path
 
     def register_output(
         self,
@@ -242,12 +343,45 @@ class Store:
         canonicalise(tmp)
         nar_hash, nar_size, found = scan_tree(tmp, candidates if scan else ())
         refs = sorted(candidates[h] for h in found) if scan else sorted(candidates.values())
-        final = self.real_path(store_path)
-        remove_tree(final)
-        os.rename(tmp, final)
-        info = PathInfo(store_path, nar_hash, nar_size, tuple(refs), deriver, ca, int(time.time()))
-        self.db.register(info)
+        info = PathInfo(store_path, nar_hash, nar_size, tuple(refs), deriver, ca)
+        with disk_full_as_error(self.physical_dir):
+            return self._move_into_place(tmp, info)
+
+    def register_copy(self, tmp: Path, info: PathInfo) -> PathInfo:
+        """Make `tmp`, a copy of a path described by `info` (from another store, or held aside
+        by a repair), valid with that metadata, after checking it has that NAR hash.
+
+        The caller holds `lock(info.path)`."""
+        canonicalise(tmp)
+        actual, size = nar_hash(tmp, info.nar_hash.algo)
+        if (actual, size) != (info.nar_hash, info.nar_size):
+            raise BootstrapError(
+                f"{info.path} changed while being copied (NAR hash {actual}, expected "
+                f"{info.nar_hash}); nothing registered: run `bootstrap store verify`"
+            )
+        with disk_full_as_error(self.physical_dir):
+            return self._move_into_place(tmp, info)
+
+    def _move_into_place(self, tmp: Path, info: PathInfo) -> PathInfo:
+        """Rename `tmp` to the final path, then register it (a crash in between leaves an
+        unregistered copy that the next add or build of the path replaces). If registering
+        fails, nothing stays at the final path. The GC lock is held shared meanwhile, so the
+        collector never sees the copy before it is registered."""
+        info = replace(info, registration_time=int(time.time()))
+        final = self.real_path(info.path)
+        with self.gc_guard():
+            remove_tree(final)
+            move_tree(tmp, final)
+            try:
+                self.db.register(info)
+            except BaseException:
+                self._drop_if_unregistered(info.path)
+                raise
         return info
+
+    def _drop_if_unregistered(self, store_path: str) -> None:
+        if not self.db.is_valid(store_path):
+            remove_tree(self.real_path(store_path))
 
     def unregister_and_delete(self, paths: Iterable[str]) -> None:
         """Make paths invalid first, then delete their files (a crash leaves only garbage)."""
