@@ -1,8 +1,8 @@
 """Repairing what `store verify` found broken: restore it, delete only what cannot be restored.
 
-A broken path (missing, corrupt, or not matching its content address) is rebuilt from its
-`.drv` when the store still holds that derivation and everything it was made from, else
-substituted from a binary cache when one has it. Paths that only refer to it are sound: they
+A broken path (missing, corrupt, or not matching its content address) is substituted from a
+binary cache when one has it, else rebuilt from its `.drv` when the store still holds that
+derivation and everything it was made from. Paths that only refer to it are sound: they
 are set aside meanwhile and put back, checked against their registered NAR hash, once what they
 refer to is valid again. Whatever cannot be restored is deleted with what refers to it, so the
 store stays closed under references.
@@ -63,13 +63,30 @@ def repair_paths(
         with store.gc_guard(exclusive=True):
             _invalidate(store, plan, held)
         with store.gc_guard():
-            if plan.rebuild:
-                graph = BuildGraph(_drv_closure(store, plan.rebuild), targets=sorted(plan.rebuild))
-                scheduler = Scheduler(store, options, max_jobs, keep_going=True)
-                result.failed = scheduler.realise(graph).failed
-            _sort_deleted(store, plan, substituter, result)
+            fetched = _rebuild(store, plan, options, substituter, max_jobs, result)
+            _sort_deleted(store, plan, substituter, fetched, result)
             _put_back(store, plan, held, result)
     return result
+
+
+def _rebuild(
+    store: Store,
+    plan: _Plan,
+    options: BuildOptions,
+    substituter: Substituter | None,
+    max_jobs: int,
+    result: RepairResult,
+) -> set[str]:
+    """Realise the derivations to rebuild (the scheduler substitutes what a cache has, and
+    builds the rest); return the output paths that were substituted."""
+    if not plan.rebuild:
+        return set()
+    graph = BuildGraph(_drv_closure(store, plan.rebuild), targets=sorted(plan.rebuild))
+    scheduler = Scheduler(store, options, max_jobs, keep_going=True, substituter=substituter)
+    summary = scheduler.realise(graph)
+    result.failed = summary.failed
+    drvs = [graph.derivations[d] for d in summary.substituted]
+    return {out.path for drv in drvs for out in drv.outputs.values()}
 
 
 def _plan(store: Store, broken: list[str]) -> _Plan:
@@ -121,17 +138,21 @@ def _drv_closure(store: Store, targets: dict[str, Derivation]) -> dict[str, Deri
 
 
 def _sort_deleted(
-    store: Store, plan: _Plan, substituter: Substituter | None, result: RepairResult
+    store: Store,
+    plan: _Plan,
+    substituter: Substituter | None,
+    fetched: set[str],
+    result: RepairResult,
 ) -> None:
-    """Sort the paths that were deleted into rebuilt, substituted (if a cache has them now)
-    and removed."""
+    """Sort the paths that were deleted into rebuilt, substituted (as outputs, or now by path
+    if they have no derivation to rebuild them from) and removed."""
     rebuilt = {o.path for drv in plan.rebuild.values() for o in drv.outputs.values()}
     held = set(plan.held)
     for path in plan.affected:
         if path in held:
             continue
         if store.is_valid(path):
-            result.rebuilt.append(path)
+            (result.substituted if path in fetched else result.rebuilt).append(path)
         elif path not in rebuilt and substituter and substituter.substitute([path]):
             result.substituted.append(path)
         else:

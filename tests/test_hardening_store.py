@@ -518,3 +518,27 @@ def test_repair_rebuilds_a_corrupt_output_and_keeps_what_refers_to_it(tmp_path):
     assert store.all_paths() == valid
     assert bootstrap("store", "verify", env=env).returncode == 0
     assert os.path.islink(sh)
+
+
+def test_repair_substitutes_a_corrupt_path_it_cannot_rebuild(tmp_path):
+    """An added path has no .drv; a binary cache that has it restores it (and its referrer
+    is put back)."""
+    root = tmp_path / "root"
+    (tmp_path / "lib").write_text("library\n")
+    lib = bootstrap("store", "add", tmp_path / "lib", "--store", root).stdout.strip()
+    cache = tmp_path / "cache"
+    exported = bootstrap("export", lib, "--to", cache, "--compression", "none", "--store", root)
+    assert exported.returncode == 0, exported.stderr
+    store = Store(root, STORE_DIR)
+    (tmp_path / "app").write_text(f"uses {lib}\n")
+    app = store.add_path(tmp_path / "app", references=[lib])
+    real = store.real_path(lib)
+    real.chmod(0o644)
+    real.write_text("tampered\n")
+
+    cache_flags = ("--substituters", cache.as_uri(), "--no-check-sigs")
+    repair = bootstrap("store", "verify", "--repair", "--store", root, *cache_flags)
+    assert repair.returncode == 0, (repair.stdout, repair.stderr)
+    assert f"substituted: {lib}" in repair.stdout and f"restored: {app}" in repair.stdout
+    assert real.read_text() == "library\n"
+    assert bootstrap("store", "verify", "--store", root).returncode == 0

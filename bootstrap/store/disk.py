@@ -70,7 +70,8 @@ def reserve_file(state_dir: Path) -> Path:
 
 
 def ensure_reserve(state_dir: Path) -> None:
-    """Make the reserve if it is missing and there is room for it (else try again next time)."""
+    """Make the reserve if it is missing and it can be made (no room, a read-only store: it is
+    tried again next time; no command fails for it)."""
     file = reserve_file(state_dir)
     if file.exists():
         return
@@ -82,11 +83,9 @@ def ensure_reserve(state_dir: Path) -> None:
         finally:
             os.close(fd)
         os.replace(partial, file)
-    except OSError as err:
+    except OSError:
         with suppress(OSError):
             partial.unlink()
-        if not is_disk_full(err):
-            raise
 
 
 def release_reserve(state_dir: Path) -> None:

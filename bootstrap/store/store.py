@@ -103,8 +103,7 @@ class Store:
             release_reserve(self.state_dir)
         self.db = Database(db_file, self.store_dir)
         if create and not reclaim:
-            with disk_full_as_error(self.state_dir):
-                ensure_reserve(self.state_dir)
+            ensure_reserve(self.state_dir)
 
     def _check_root(self, db_file: Path, create: bool) -> None:
         """Refuse a root that is not a directory; make the layout (or, without `create`,
