@@ -47,7 +47,7 @@ def load_config_file(path: Path) -> dict[str, tuple[str, ...]]:
             document = tomllib.load(stream)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, tomllib.TOMLDecodeError, RecursionError) as error:
         raise BootstrapError(f"{path}: cannot read mirror config: {error}") from None
     table = document.get("mirrors", {})
     if not isinstance(table, dict):

@@ -3,7 +3,9 @@
 Only what a store path can hold is represented: regular files (with an executable bit),
 symlinks and directories with entries sorted by name bytes. Timestamps, owners and other modes
 are not. Serialisation streams in constant memory; `nar_hash` feeds the bytes straight into a
-hasher without building the archive.
+hasher without building the archive. Dump and restore walk trees of any depth (a NAR may nest
+deeper than PATH_MAX allows a path to name) without recursion, with every file named relative
+to its open directory.
 """
 
 from __future__ import annotations

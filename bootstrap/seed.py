@@ -586,7 +586,7 @@ def import_seed(manifest: SeedManifest, location: str, fetcher: Fetcher | None =
                 f"(archive.sha256 in {manifest.path}); refusing to import it"
             )
         location = path.resolve().as_uri()
-    return fetcher.download([location], expected, name=manifest.archive_name)
+    return fetcher.download([location], expected, manifest.archive_name, manifest.archive_size)
 
 
 def ensure_seed(

@@ -112,7 +112,7 @@ def write_manifest(manifest: dict, directory: Path) -> Path:
 def load_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise BootstrapError(f"{path}: cannot read manifest: {err}") from None
     for key in ("version", "stages", "stageOrder"):
         if key not in manifest:
