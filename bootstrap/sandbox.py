@@ -65,6 +65,7 @@ _READ_CHUNK = 65536
 _DRAIN_SECONDS = 2.0
 _STARTUP_SECONDS = 30.0  # for bwrap to report the sandbox's pid 1
 _END_SECONDS = 10.0  # for the sandbox's pid 1 (and so every process in it) to be gone
+_CGROUP_PREFIX = "bootstrap-build-"
 
 MAX_PROCESSES = Limit("BOOTSTRAP_MAX_PROCESSES", 4096)
 MAX_LOG = Limit("BOOTSTRAP_MAX_LOG", 64 << 20)
@@ -321,17 +322,27 @@ def _run_sandboxed(
             argv += ["--setenv", name, value]
         argv += ["--", *spec.command]
         pass_fds = [*etc_fds.values(), *pid_one.child_fds]
-        result = SandboxResult(
-            *_supervise(argv, spec, {}, pass_fds, log_path, on_line, pid_one=pid_one),
-            hermetic=True,
-            log_path=log_path,
-        )
-        clear_setid_bits(spec.build_dir)
-        if staging is not None:
-            clear_setid_bits(staging)
-            if result.succeeded:
-                _collect_outputs(staging, outputs)
+        with _clearing_setid_bits(spec.build_dir, staging):
+            result = SandboxResult(
+                *_supervise(argv, spec, {}, pass_fds, log_path, on_line, pid_one=pid_one),
+                hermetic=True,
+                log_path=log_path,
+            )
+        if staging is not None and result.succeeded:
+            _collect_outputs(staging, outputs)
     return result
+
+
+@contextmanager
+def _clearing_setid_bits(*trees: Path | None) -> Iterator[None]:
+    """Clear every setuid/setgid bit in `trees` once the builder is gone, however its run
+    ended (a kept build directory outlives an interruption)."""
+    try:
+        yield
+    finally:
+        for tree in trees:
+            if tree is not None:
+                clear_setid_bits(tree)
 
 
 def _mount_args(
@@ -429,8 +440,8 @@ def _run_unsandboxed(
         raise BootstrapError(f"no-sandbox mode: {HOMELESS_SHELTER} exists; remove it")
     build_top = str(Path(spec.build_dir).resolve())
     env = sandbox_environment(spec, build_top)
-    result = _supervise(list(spec.command), spec, env, [], log_path, on_line, cwd=build_top)
-    clear_setid_bits(spec.build_dir)
+    with _clearing_setid_bits(spec.build_dir):
+        result = _supervise(list(spec.command), spec, env, [], log_path, on_line, cwd=build_top)
     return SandboxResult(*result, hermetic=False, log_path=log_path)
 
 
@@ -629,19 +640,41 @@ def _readable(fd: int, seconds: float) -> bool:
 
 def _pids_cgroup(limit: int) -> Path | None:
     """A new cgroup whose pids.max is `limit`, or None where none can be made (not root, or no
-    cgroup hierarchy with the pids controller)."""
+    cgroup hierarchy with the pids controller). Its name holds our pid, so that the empty
+    cgroups of a `bootstrap` that was killed are removed here later."""
     for mount in _cgroup_mounts():
-        path = mount / f"bootstrap-build-{secrets.token_hex(6)}"
+        path = mount / f"{_CGROUP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
         try:
             path.mkdir()
         except OSError:
             continue
+        _remove_dead_cgroups(mount)
         try:
             (path / "pids.max").write_text(f"{limit}\n")
             return path
         except OSError:  # a cgroup2 hierarchy without the pids controller
             path.rmdir()
     return None
+
+
+def _remove_dead_cgroups(mount: Path) -> None:
+    """Remove the cgroups left by a `bootstrap` process that no longer exists (rmdir refuses
+    one that still holds a process)."""
+    for path in mount.glob(f"{_CGROUP_PREFIX}*-*"):
+        owner = path.name.removeprefix(_CGROUP_PREFIX).split("-")[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            with suppress(OSError):
+                path.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def _cgroup_mounts() -> list[Path]:
