@@ -194,7 +194,12 @@ class Scheduler:
 
     def _run(self, graph: BuildGraph, missing: list[str]) -> Summary:
         missing_set = set(missing)
-        summary = Summary(reused=[p for p in graph.topological() if p not in missing_set])
+        present = [  # a source that a valid output no longer needs is neither built nor reused
+            p
+            for p in graph.topological()
+            if p not in missing_set and outputs_valid(self.store, graph.derivations[p])
+        ]
+        summary = Summary(reused=present)
         waiting = {p: {d for d in graph.inputs_of(p) if d in missing_set} for p in missing}
         bar = tqdm(
             total=len(missing),

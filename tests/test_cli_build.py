@@ -219,7 +219,7 @@ def test_an_interrupted_resumable_build_shows_as_partial_and_the_next_run_contin
     run = [sys.executable, "-m", "bootstrap", "run", "--stages", str(stages), "--no-out-link"]
     proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     physical = tmp_path / "root" / "store"
-    wait_until(lambda: list(physical.glob(".partial-*-greet-2.0/paused")), proc)
+    wait_until(lambda: list(physical.glob(".partial-*-greet-2.0/build/paused")), proc)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     shown = run_cli("show", "--stages", stages, env=env).stdout.decode()
