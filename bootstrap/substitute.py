@@ -30,7 +30,7 @@ from bootstrap.hashing import Hash
 from bootstrap.nar import restore
 from bootstrap.narinfo import NarInfo, parse_narinfo
 from bootstrap.signing import PublicKey, any_signature_valid
-from bootstrap.store import Store
+from bootstrap.store import PathInfo, Store
 from bootstrap.store.canonical import remove_tree
 from bootstrap.storepath import split_store_path
 
@@ -433,9 +433,17 @@ class Substituter:
             if self.store.is_valid(path):
                 return
             info = got.info
-            self.store.register_output(
-                trees[path], path, info.references, deriver=info.deriver, ca=info.ca, scan=False
+            self.store.register_verified(
+                trees[path],
+                PathInfo(
+                    path,
+                    info.nar_hash,
+                    info.nar_size,
+                    info.references,
+                    info.deriver,
+                    info.ca,
+                    signatures=info.signatures,
+                ),
             )
-            self.store.db.add_signatures(path, info.signatures)
             self.store.db.set_substituted(path, got.cache.url)
         self.origins[path] = got.cache.url

@@ -189,7 +189,7 @@ def test_an_unknown_profile_is_a_one_line_error(tmp_path):
 def test_sigterm_stops_a_run_like_ctrl_c_and_the_next_run_finishes(tmp_path):
     stages = make_stages(tmp_path)
     script = stages / "builders" / "greet.sh"
-    script.write_text("sleep 300\n" + script.read_text())
+    script.write_text("sleep 3007\n" + script.read_text())  # a duration no other test uses
     env = cli_env(tmp_path)
     run = [sys.executable, "-m", "bootstrap", "run", "--stages", str(stages), "--no-out-link"]
     proc = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -199,11 +199,11 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_the_next_run_finishes(tmp_path):
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert stderr.decode().endswith("bootstrap: terminated\n"), stderr
-    assert not subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).stdout
+    assert not subprocess.run(["pgrep", "-f", "sleep 3007"], capture_output=True).stdout
     store = Store(tmp_path / "root")
     assert verify_store(store).ok
     assert not any(p.endswith("-greet-2.0") for p in store.all_paths())
-    script.write_text(script.read_text().removeprefix("sleep 300\n"))
+    script.write_text(script.read_text().removeprefix("sleep 3007\n"))
     assert b"1 built, 3 reused" in run_cli(*run[3:], env=env).stdout
 
 

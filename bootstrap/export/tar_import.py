@@ -195,8 +195,6 @@ def _register(store: Store, wanted: dict[str, PathInfo], trees: dict[str, Path])
             info = pending.pop(path)
             with store.lock(path):
                 if not store.is_valid(path):
-                    store.register_output(
-                        trees[path], path, info.references, info.deriver, info.ca, scan=False
-                    )
+                    store.register_verified(trees[path], info)  # hash checked by _check_tree
                     added.append(path)
     return added

@@ -361,6 +361,14 @@ class Store:
         with disk_full_as_error(self.physical_dir):
             return self._move_into_place(tmp, info)
 
+    def register_verified(self, tmp: Path, info: PathInfo) -> PathInfo:
+        """Make `tmp` valid with `info` (signatures included) without hashing it again: the
+        caller restored it from a NAR whose hash and size it checked against `info` (as Nix
+        does while substituting). The caller holds `lock(info.path)`."""
+        canonicalise(tmp)
+        with disk_full_as_error(self.physical_dir):
+            return self._move_into_place(tmp, info)
+
     def _move_into_place(self, tmp: Path, info: PathInfo) -> PathInfo:
         """Rename `tmp` to the final path, then register it (a crash in between leaves an
         unregistered copy that the next add or build of the path replaces). If registering
