@@ -30,8 +30,6 @@ from bootstrap.elf.fixup import FixupPolicy, fixup_output
 from bootstrap.elf.paths import PathMap
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
-from bootstrap.hashing import hash_file
-from bootstrap.nar import nar_hash
 from bootstrap.sandbox import MAX_OUTPUT, Bind, BuildLimits, SandboxSpec, run_in_sandbox
 from bootstrap.store import Store
 from bootstrap.store.canonical import (
@@ -41,7 +39,7 @@ from bootstrap.store.canonical import (
     replace_file,
     tree_size,
 )
-from bootstrap.store.store import scan_tree
+from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
 
 LOG_TAIL_LINES = 25
@@ -377,18 +375,10 @@ def _check_size(drv: Derivation, staged: dict[str, Path], limit: int) -> None:
 
 def _check_fixed(drv: Derivation, path: Path) -> None:
     out = drv.outputs["out"]
-    expected = out.fixed_hash()
-    if out.recursive:
-        actual = nar_hash(path, expected.algo)[0]
-    elif path.is_file() and not path.is_symlink():
-        actual = hash_file(expected.algo, path)
-    else:
-        raise BuildError(f"{drv.name}: a flat fixed output must be a regular file")
-    if actual != expected:
-        raise BuildError(
-            f"{drv.name}: fixed output hash mismatch: expected {expected.algo}:{expected.nix32}, "
-            f"got {actual.algo}:{actual.nix32}"
-        )
+    try:
+        check_fixed_hash(path, out.fixed_hash(), out.recursive, drv.name)
+    except BootstrapError as err:
+        raise BuildError(str(err)) from None
 
 
 def _output_order(drv: Derivation, references: dict[str, list[str]]) -> list[str]:

@@ -75,6 +75,22 @@ def scan_tree(path: Path, candidates: Iterable[str]) -> tuple[Hash, int, set[str
     return Hash("sha256", hasher.digest()), size, scanner.found
 
 
+def check_fixed_hash(path: Path, expected: Hash, recursive: bool, what: str) -> None:
+    """Check a fixed output: the NAR hash of `path` (recursive) or the hash of the regular
+    file it is (flat) must be `expected`; `what` names it in the one-line error."""
+    if recursive:
+        actual = nar_hash(path, expected.algo)[0]
+    elif stat.S_ISREG(os.lstat(path).st_mode):
+        actual = hash_file(expected.algo, path)
+    else:
+        raise BootstrapError(f"{what}: a flat fixed output must be a regular file")
+    if actual != expected:
+        raise BootstrapError(
+            f"{what}: fixed output hash mismatch: expected {expected.algo}:{expected.nix32}, "
+            f"got {actual.algo}:{actual.nix32}"
+        )
+
+
 class Store:
     """A content-addressed store at physical `root`, presenting paths under `store_dir`.
 
@@ -283,17 +299,7 @@ class Store:
         with self.staging("add") as tmp:
             copy_in(source, tmp)
             canonicalise(tmp)
-            if recursive:
-                actual = nar_hash(tmp, expected.algo)[0]
-            elif stat.S_ISREG(os.lstat(tmp).st_mode):
-                actual = hash_file(expected.algo, tmp)
-            else:
-                raise BootstrapError(f"{source}: a flat fixed output must be a regular file")
-            if actual != expected:
-                raise BootstrapError(
-                    f"{source}: hash mismatch for {name}: expected "
-                    f"{expected.algo}:{expected.nix32}, got {actual.algo}:{actual.nix32}"
-                )
+            check_fixed_hash(tmp, expected, recursive, f"{source}: {name}")
             digest, size, _ = scan_tree(tmp, ())
             method = "r:" if recursive else ""
             info = PathInfo(path, digest, size, ca=f"fixed:{method}{expected}")
