@@ -122,7 +122,7 @@ def realise(
 
 
 def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
-    inputs = store.closure(_input_paths(store, drv))
+    inputs = store.closure(input_paths(store, drv))
     log_file = log_path(store, drv_path)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with _build_dir(store, drv_path, drv, options) as build_dir, store.temp_dir("out") as staging:
@@ -189,7 +189,8 @@ def _adopt_old_layout(kept: Path) -> None:
     os.rename(moving, kept)
 
 
-def _input_paths(store: Store, drv: Derivation) -> list[str]:
+def input_paths(store: Store, drv: Derivation) -> list[str]:
+    """The paths a build of `drv` sees directly: its sources and its inputs' outputs."""
     paths = list(drv.input_srcs)
     for input_drv, names in drv.input_drvs.items():
         recorded = store.db.drv_outputs(input_drv)
