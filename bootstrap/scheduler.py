@@ -6,6 +6,13 @@ derivations whose outputs are not all valid are built, `max_jobs` at a time. An 
 leaves only complete, valid paths behind; running it again continues where it stopped. With a
 `root_name`, whatever the run made valid is then rooted under that name (even when a build
 failed or the run was interrupted), so `store gc` keeps it and the kept work of its builds.
+
+With remote `builders` (machines running Nix, see bootstrap.remote), a ready derivation goes
+to a free builder whose system and features fit, the fastest first, and the heaviest ready
+derivations (by the NAR size of their input closure) are placed first; local slots
+(`max_jobs`, 0 for none) keep building beside them. A derivation real Nix cannot build (one
+of bootstrap's builtins) is built here. A builder that cannot be reached is dropped for the
+rest of the run with one warning, and its derivation placed again (another builder, or here).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -22,10 +29,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bootstrap.build import BuildOptions, BuildOutcome, has_kept_build, outputs_valid, realise
+from bootstrap.build import (
+    BuildOptions,
+    BuildOutcome,
+    has_kept_build,
+    input_paths,
+    outputs_valid,
+    realise,
+)
 from bootstrap.derivation import Derivation, add_to_store, drv_path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import progress_wanted
+from bootstrap.remote.machines import Machine
+from bootstrap.remote.offload import build_remotely, not_offloadable, required_features
+from bootstrap.remote.ssh import RemoteUnavailable
 from bootstrap.store import Store
 from bootstrap.store.disk import disk_full, is_disk_full
 from bootstrap.store.gc import set_profile_root
@@ -111,6 +128,13 @@ class Scheduler:
     before_build: Callable[[BuildGraph], None] | None = None
     # the GC root (`gcroots/profiles/NAME`) that the run replaces with what it made valid
     root_name: str | None = None
+    # remote machines to offload to (`max_jobs` then counts local builds only, and may be 0)
+    builders: Sequence[Machine] = ()
+
+    def __post_init__(self) -> None:
+        self._placed: dict[str, Machine | None] = {}  # running drv path -> where (None: here)
+        self._down: set[Machine] = set()
+        self._weights: dict[str, int] = {}
 
     def realise(self, graph: BuildGraph) -> Summary:
         """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
@@ -208,7 +232,8 @@ class Scheduler:
             disable=not progress_wanted(self.progress),
         )
         running: dict[Future, str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.max_jobs)) as pool:
+        workers = max(1, self.max_jobs + sum(m.max_jobs for m in self.builders))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
                 while waiting or running:
                     self._submit_ready(graph, pool, waiting, running, summary, bar)
@@ -236,28 +261,83 @@ class Scheduler:
                 del running[future]
 
     def _submit_ready(self, graph, pool, waiting, running, summary, bar) -> None:
-        """Start ready derivations while a job slot is free (so "building" means started)."""
+        """Start ready derivations while a slot fits them (so "building" means started)."""
         if summary.failed and not self.keep_going:
             return
-        free_slots = max(1, self.max_jobs) - len(running)
-        for path in [p for p, deps in waiting.items() if not deps][:free_slots]:
-            del waiting[path]
+        ready = [p for p, deps in waiting.items() if not deps]
+        if self.builders:
+            ready.sort(key=lambda p: -self._weight(graph.derivations[p]))
+        for path in ready:
             drv = graph.derivations[path]
-            resuming = has_kept_build(self.store, path, drv)
-            note = " (resuming its interrupted build)" if resuming else ""
-            self._say(bar, f"building {drv.name}{note}")
-            running[
-                pool.submit(
-                    realise, self.store, path, drv, self.options, self._line_sink(bar, drv.name)
-                )
-            ] = path
+            place = self._place(drv)
+            if place is _WAIT:
+                continue
+            del waiting[path]
+            if isinstance(place, str):
+                summary.failed[path] = place
+                self._say(bar, f"failed {drv.name}: {place}")
+                continue
+            self._placed[path] = place
+            running[self._start(pool, path, drv, place, bar)] = path
+
+    def _start(self, pool, path: str, drv: Derivation, place: Machine | None, bar) -> Future:
+        sink = self._line_sink(bar, drv.name)
+        if place is not None:
+            self._say(bar, f"building {drv.name} on {place.uri}")
+            return pool.submit(build_remotely, self.store, path, drv, place, self.options, sink)
+        resuming = has_kept_build(self.store, path, drv)
+        note = " (resuming its interrupted build)" if resuming else ""
+        if self.builders and (reason := not_offloadable(drv)):
+            note += f" (here: {reason})"
+        self._say(bar, f"building {drv.name}{note}")
+        return pool.submit(realise, self.store, path, drv, self.options, sink)
+
+    def _place(self, drv: Derivation) -> Machine | str | object | None:
+        """Where `drv` builds now: a free fitting builder (the fastest, then the least busy),
+        None for here, _WAIT while every place that fits is busy, or why it cannot build."""
+        busy = {m: list(self._placed.values()).count(m) for m in self.builders}
+        fitting = [] if not_offloadable(drv) else self._fitting(drv)
+        free = [m for m in fitting if busy[m] < m.max_jobs]
+        if free:
+            return max(free, key=lambda m: (m.speed_factor, -busy[m] / m.max_jobs))
+        if list(self._placed.values()).count(None) < self.max_jobs:
+            return None
+        if fitting or self.max_jobs > 0:
+            return _WAIT
+        why = not_offloadable(drv) or (
+            f"no builder fits (system {drv.system}, "
+            f"features {' '.join(sorted(required_features(drv))) or 'none'})"
+        )
+        return f"not built: max-jobs is 0 (nothing builds here) and {why}"
+
+    def _fitting(self, drv: Derivation) -> list[Machine]:
+        features = required_features(drv)
+        return [m for m in self.builders if m not in self._down and m.fits(drv.system, features)]
+
+    def _weight(self, drv: Derivation) -> int:
+        """The NAR size of what a build of `drv` needs: heavier builds go to faster builders."""
+        key = drv.outputs["out"].path
+        if key not in self._weights:
+            try:
+                closure = self.store.closure(input_paths(self.store, drv))
+                size = sum(self.store.query_info(p).nar_size for p in closure)
+            except BootstrapError:
+                size = 0
+            self._weights[key] = size
+        return self._weights[key]
 
     def _finish(self, graph, path, future, waiting, summary, bar) -> None:
         name = graph.derivations[path].name
-        bar.update(1)
+        place = self._placed.pop(path)
         try:
             outcome = future.result()
+        except RemoteUnavailable as err:
+            self._down.add(place)
+            self._say(bar, f"bootstrap: warning: builder unavailable, not used again: {err}")
+            waiting[path] = set()
+            return
         except (BootstrapError, OSError) as err:
+            bar.update(1)
             if isinstance(err, OSError) and not is_disk_full(err):
                 raise
             if isinstance(err, OSError):
@@ -266,6 +346,7 @@ class Scheduler:
             summary.failed[path] = reason
             self._say(bar, f"failed {name}: {reason}")
             return
+        bar.update(1)
         if outcome.built:
             summary.built.append(outcome)
             self._say(bar, f"built {name} in {outcome.seconds:.1f} s")
@@ -297,6 +378,9 @@ class Scheduler:
             print(message, file=sys.stderr, flush=True)
         else:
             bar.write(message, file=sys.stderr)
+
+
+_WAIT = object()  # every place that fits the derivation is busy
 
 
 def _kill_children() -> None:
