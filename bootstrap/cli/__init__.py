@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "store",
     "drv",
     "build",
+    "remote",
     "audit",
     "export",
     "seed",

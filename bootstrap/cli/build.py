@@ -19,6 +19,7 @@ from bootstrap.build import (
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.cli.remote import add_builder_options, builder_settings
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
@@ -37,9 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Interrupt at any time; running again continues where it stopped.",
     )
     add_target_options(run)
-    run.add_argument(
-        "-j", "--max-jobs", type=_positive, default=1, help="derivations built at once (default 1)"
-    )
+    add_builder_options(run)
     run.add_argument(
         "--cores",
         type=_positive,
@@ -128,6 +127,7 @@ def _positive(text: str) -> int:
 
 def run_run(args: argparse.Namespace) -> int:
     substitution = substitute_options(args)
+    builders, max_jobs = builder_settings(args)
     store = open_store(args)
     plan = plan_from_args(args, store)
     graph = plan.graph
@@ -142,9 +142,10 @@ def run_run(args: argparse.Namespace) -> int:
     scheduler = Scheduler(
         store,
         options,
-        max_jobs=args.max_jobs,
+        max_jobs=max_jobs,
         keep_going=args.keep_going,
         substituter=substituter,
+        builders=builders,
         before_build=lambda g: _ensure_pinned_seed(g, store, options.fetcher, args.host_cc),
         root_name=f"{plan.target}-{plan.profile}",
     )
