@@ -71,7 +71,9 @@ class Remote:
         )  # fmt: skip
 
     def real_path(self, store_path: str) -> Path:
-        return self.store_root / store_path.lstrip("/")
+        """Where the remote keeps a path: Nix 2.8's chroot store puts its files in
+        ROOT/nix/store whatever the logical store dir (seen here)."""
+        return self.store_root / "nix" / "store" / store_path.rsplit("/", 1)[1]
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
