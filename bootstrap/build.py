@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from bootstrap.store.canonical import (
     replace_file,
     tree_size,
 )
+from bootstrap.store.db import BuildTime
 from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
 
@@ -78,11 +80,15 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class BuildOutcome:
+    """`seconds` and `cpu_seconds`: the build's wall time and the CPU time (user+system) of the
+    builder's whole process tree; for a builtin (a fetch), of its own thread."""
+
     drv_path: str
     outputs: dict[str, str]
     built: bool
     hermetic: bool
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def log_path(store: Store, drv_path: str) -> Path:
@@ -129,19 +135,21 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
         make_private_dir(staging)
         staged = {name: staging / name for name in drv.outputs}
         if drv.builder in BUILTINS:
-            hermetic, seconds = True, _run_builtin(drv, staged["out"], options, log_file)
+            hermetic = True
+            seconds, cpu = _run_builtin(drv, staged["out"], options, log_file)
         else:
             resumed = any(build_dir.iterdir())  # the kept work of an interrupted build
             _export_references_graphs(store, drv, inputs, build_dir)
-            hermetic, seconds = _run_builder(
+            hermetic, seconds, cpu = _run_builder(
                 store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed
             )
         if options.cancelled.is_set():
             raise BuildError(f"{drv.name}: the run was interrupted; nothing registered")
         _register(store, drv_path, drv, staged, inputs, options, log_file)
-    return BuildOutcome(
-        drv_path, {n: o.path for n, o in drv.outputs.items()}, True, hermetic, seconds
-    )
+    outputs = {n: o.path for n, o in drv.outputs.items()}
+    cores = 1 if drv.builder in BUILTINS else options.cores
+    store.db.set_build_time(outputs.values(), BuildTime(seconds, cpu, cores, int(time.time())))
+    return BuildOutcome(drv_path, outputs, True, hermetic, seconds, cpu)
 
 
 @contextmanager
@@ -226,15 +234,23 @@ def _export_references_graphs(
         replace_file(build_dir, file, (json.dumps(closure, indent=1) + "\n").encode())
 
 
-def _run_builtin(drv: Derivation, out: Path, options: BuildOptions, log_file: Path) -> float:
-    start = time.monotonic()
+def _run_builtin(
+    drv: Derivation, out: Path, options: BuildOptions, log_file: Path
+) -> tuple[float, float]:
+    """Run a builtin in this thread; return its wall and CPU seconds (this thread's)."""
+    start, cpu_start = time.monotonic(), _thread_cpu_seconds()
     try:
         run_builtin(drv, out, options.fetcher)
     except BootstrapError as err:
         log_file.write_text(f"{err}\n")
         raise
     log_file.write_text(f"{drv.builder}: {drv.env.get('urls', '')}\n")
-    return time.monotonic() - start
+    return time.monotonic() - start, _thread_cpu_seconds() - cpu_start
+
+
+def _thread_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed):
@@ -260,7 +276,7 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
             else f"builder exited with code {result.exit_code}"
         )
         raise BuildError(f"{drv.name}: {reason}; log: {log_file}\n{tail(log_file)}")
-    return result.hermetic, result.duration
+    return result.hermetic, result.duration, result.cpu_seconds
 
 
 def _bin_sh(store: Store, drv: Derivation) -> list[Bind]:

@@ -11,6 +11,7 @@ every setuid/setgid bit it set is cleared. See docs/sandbox.md for the design an
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import math
@@ -66,6 +67,7 @@ _DRAIN_SECONDS = 2.0
 _STARTUP_SECONDS = 30.0  # for bwrap to report the sandbox's pid 1
 _END_SECONDS = 10.0  # for the sandbox's pid 1 (and so every process in it) to be gone
 _CGROUP_PREFIX = "bootstrap-build-"
+_PR_SET_CHILD_SUBREAPER = 36
 
 MAX_PROCESSES = Limit("BOOTSTRAP_MAX_PROCESSES", 4096)
 MAX_LOG = Limit("BOOTSTRAP_MAX_LOG", 64 << 20)
@@ -142,13 +144,16 @@ class SandboxSpec:
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """How a builder run ended. `exit_code` is 128+N when the builder died of signal N."""
+    """How a builder run ended. `exit_code` is 128+N when the builder died of signal N.
+    `cpu_seconds` is the user+system CPU time of the builder's whole process tree (in no-sandbox
+    mode: of the builder and the processes it waited for)."""
 
     exit_code: int
     duration: float
     timed_out: TimeoutKind | None
     hermetic: bool
     log_path: Path
+    cpu_seconds: float = 0.0
 
     @property
     def succeeded(self) -> bool:
@@ -323,11 +328,10 @@ def _run_sandboxed(
         argv += ["--", *spec.command]
         pass_fds = [*etc_fds.values(), *pid_one.child_fds]
         with _clearing_setid_bits(spec.build_dir, staging):
-            result = SandboxResult(
-                *_supervise(argv, spec, {}, pass_fds, log_path, on_line, pid_one=pid_one),
-                hermetic=True,
-                log_path=log_path,
+            code, seconds, timed_out, cpu = _supervise(
+                argv, spec, {}, pass_fds, log_path, on_line, pid_one=pid_one
             )
+            result = SandboxResult(code, seconds, timed_out, True, log_path, cpu)
         if staging is not None and result.succeeded:
             _collect_outputs(staging, outputs)
     return result
@@ -441,8 +445,10 @@ def _run_unsandboxed(
     build_top = str(Path(spec.build_dir).resolve())
     env = sandbox_environment(spec, build_top)
     with _clearing_setid_bits(spec.build_dir):
-        result = _supervise(list(spec.command), spec, env, [], log_path, on_line, cwd=build_top)
-    return SandboxResult(*result, hermetic=False, log_path=log_path)
+        code, seconds, timed_out, cpu = _supervise(
+            list(spec.command), spec, env, [], log_path, on_line, cwd=build_top
+        )
+    return SandboxResult(code, seconds, timed_out, False, log_path, cpu)
 
 
 # --- process supervision ----------------------------------------------------------------------
@@ -534,6 +540,11 @@ class _PidOne:
     run as root the limit is a pids cgroup instead, where one can be made. When pid 1 is gone,
     every process of the sandbox is (the kernel kills the rest of its pid namespace first), so
     nothing changes the builder's files any more.
+
+    pid 1 reaps every process of the sandbox, so its CPU time with its children's is the whole
+    build's. bwrap's outer process (our child) exits as soon as the builder does, often without
+    reaping pid 1; this process is therefore a child subreaper, so that pid 1 is then ours to
+    reap, with that CPU time (`wait_gone`).
     """
 
     def __init__(self, max_processes: int) -> None:
@@ -541,6 +552,7 @@ class _PidOne:
         self.info_read, self.info_write = os.pipe()
         self.block_read, self.block_write = os.pipe()
         self.open_fds = {self.info_read, self.info_write, self.block_read, self.block_write}
+        self.pid: int | None = None
         self.pid_fd: int | None = None
         self.cgroup: Path | None = None
 
@@ -553,6 +565,7 @@ class _PidOne:
         return [self.info_write, self.block_read]
 
     def __enter__(self) -> _PidOne:
+        _become_subreaper()
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -572,6 +585,7 @@ class _PidOne:
         pid = self._read_pid()
         if pid is None:
             return  # bwrap stopped before making the sandbox; it said why in the log
+        self.pid = pid
         self.pid_fd = os.pidfd_open(pid)
         self.open_fds.add(self.pid_fd)
         self._limit(pid, log)
@@ -606,10 +620,12 @@ class _PidOne:
             problem = err.strerror or str(err)
         log.note(f"the process limit ({limit}) is not enforced: {problem}")
 
-    def wait_gone(self) -> None:
-        """Kill pid 1 (and so the whole sandbox) if it still runs; return once it is gone."""
+    def wait_gone(self) -> float:
+        """Kill pid 1 (and so the whole sandbox) if it still runs; return once it is gone, with
+        the CPU seconds of pid 1 and all it reaped if they were not counted in bwrap's outer
+        process (which must be reaped first): 0.0 if that one reaped pid 1 itself."""
         if self.pid_fd is None:
-            return
+            return 0.0
         with suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.pid_fd, signal.SIGKILL)
         if not _readable(self.pid_fd, _END_SECONDS):
@@ -617,6 +633,17 @@ class _PidOne:
                 f"sandbox: its processes did not end {_END_SECONDS:.0f} s after SIGKILL"
             )
         self._remove_cgroup()
+        return self._reap_orphan()
+
+    def _reap_orphan(self) -> float:
+        """Reap pid 1 if it is our child now; the pidfd names that very process, so a
+        recycled pid number is never waited for (a zombie keeps its number until reaped)."""
+        assert self.pid is not None and self.pid_fd is not None
+        try:
+            os.waitid(os.P_PIDFD, self.pid_fd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return 0.0  # reaped by bwrap's outer process (or by init, without a subreaper)
+        return _cpu_seconds(os.wait4(self.pid, 0)[2])
 
     def _remove_cgroup(self) -> None:
         """Remove our cgroup; a moment after pid 1's end it may still count dying tasks."""
@@ -629,6 +656,18 @@ class _PidOne:
                 if time.monotonic() > deadline:
                     return  # an empty cgroup left behind; harmless
                 time.sleep(0.05)
+
+
+@functools.cache
+def _become_subreaper() -> None:
+    """Make this process the reaper of its descendants' orphans (once; where it cannot be,
+    a sandboxed build's CPU time counts less than its whole tree)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def _readable(fd: int, seconds: float) -> bool:
@@ -698,9 +737,11 @@ def _supervise(
     on_line: LineCallback | None,
     cwd: str | None = None,
     pid_one: _PidOne | None = None,
-) -> tuple[int, float, TimeoutKind | None]:
+) -> tuple[int, float, TimeoutKind | None, float]:
     """Start argv in its own session, pump its output, kill its whole group when done (and,
-    for a sandbox, return only once every process in it is gone)."""
+    for a sandbox, return only once every process in it is gone). Returns the exit code, the
+    wall and CPU seconds (user+system, of every process reaped: the whole sandbox) and the
+    timeout that fired, if any."""
     clock = _Clock(spec.max_seconds, spec.max_silent_seconds)
     splitter = _LineSplitter(on_line)
     with open(log_path, "ab" if spec.append_log else "wb") as stream:
@@ -713,14 +754,14 @@ def _supervise(
             timed_out = _pump(proc, proc.stdout, log, splitter, clock)
         finally:
             _kill_group(proc)
-            proc.wait()
+            cpu = _reap(proc)
             if pid_one is not None:
-                pid_one.wait_gone()
+                cpu += pid_one.wait_gone()
         _drain(proc.stdout, log, splitter)
         proc.stdout.close()
     splitter.finish()
     code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-    return code, time.monotonic() - clock.start, timed_out
+    return code, time.monotonic() - clock.start, timed_out, cpu
 
 
 def _start(
@@ -781,6 +822,15 @@ def _copy_chunk(
     log.write(chunk)
     splitter.feed(chunk)
     clock.last_output = time.monotonic()
+
+
+def _reap(proc: subprocess.Popen) -> float:
+    """Wait for `proc` (setting its returncode); return its CPU seconds and those of every
+    process it or they waited for (os.wait4: per process, unlike RUSAGE_CHILDREN, so builds
+    in parallel threads do not mix)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return _cpu_seconds(usage)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

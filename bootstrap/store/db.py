@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS substitutions (
     path_id INTEGER PRIMARY KEY REFERENCES valid_paths(id) ON DELETE CASCADE,
     url TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS build_times (
+    path_id INTEGER PRIMARY KEY REFERENCES valid_paths(id) ON DELETE CASCADE,
+    wall_seconds REAL NOT NULL,
+    cpu_seconds REAL NOT NULL,
+    cores INTEGER NOT NULL,
+    built_at INTEGER NOT NULL
+);
 """
 
 
@@ -70,6 +77,17 @@ class PathInfo:
     ca: str | None = None
     registration_time: int = 0
     signatures: tuple[str, ...] = ()  # `NAME:BASE64`, see bootstrap.signing
+
+
+@dataclass(frozen=True)
+class BuildTime:
+    """How long the build that made a path took: wall seconds, CPU seconds (user+system of the
+    builder's whole process tree), the cores it was given, and when it ended (Unix time)."""
+
+    wall: float
+    cpu: float
+    cores: int
+    built_at: int
 
 
 def _user_error(file: Path, err: sqlite3.DatabaseError) -> BootstrapError:
@@ -239,6 +257,25 @@ class Database:
             (path,),
         ).fetchone()
         return row[0] if row else None
+
+    def set_build_time(self, paths: Iterable[str], time: BuildTime) -> None:
+        """Record the build that made the valid `paths` (the outputs of one derivation)."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO build_times"
+                " SELECT id, ?, ?, ?, ? FROM valid_paths WHERE path = ?",
+                [(time.wall, time.cpu, time.cores, time.built_at, path) for path in paths],
+            )
+
+    def build_time(self, path: str) -> BuildTime | None:
+        """How long the build of `path` took; None if it was not built here (substituted,
+        imported) or was built before build times were recorded."""
+        row = self.conn.execute(
+            "SELECT t.wall_seconds, t.cpu_seconds, t.cores, t.built_at FROM build_times t"
+            " JOIN valid_paths p ON p.id = t.path_id WHERE p.path = ?",
+            (path,),
+        ).fetchone()
+        return BuildTime(*row) if row else None
 
     def _insert_signatures(self, path_id: int, signatures: Iterable[str]) -> None:
         self.conn.executemany(
