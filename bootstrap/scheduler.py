@@ -44,9 +44,11 @@ from bootstrap.remote.machines import Machine
 from bootstrap.remote.offload import build_remotely, not_offloadable, required_features
 from bootstrap.remote.ssh import RemoteUnavailable
 from bootstrap.store import Store
+from bootstrap.store.db import BuildTime
 from bootstrap.store.disk import disk_full, is_disk_full
 from bootstrap.store.gc import set_profile_root
 from bootstrap.substitute import Substituter
+from bootstrap.timings import Report, Step, run_lines
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cores: int = 1  # what each build was given (`--cores`), for core use
 
     @property
     def ok(self) -> bool:
@@ -99,17 +102,28 @@ class Summary:
             + f"{len(self.reused)} reused, {len(self.failed)} failed, "
             f"{len(self.skipped)} not built because an input failed, in {self.seconds:.1f} s"
         ]
-        for outcome in sorted(self.built, key=lambda o: -o.seconds):
-            note = "" if outcome.hermetic else "  (NOT hermetic: --no-sandbox)"
-            lines.append(
-                f"  built  {graph.derivations[outcome.drv_path].name:<32} "
-                f"{outcome.seconds:8.1f} s{note}"
-            )
+        lines += run_lines(self.report(graph))
         for path, url in self.substituted.items():
             lines.append(f"  substituted {graph.derivations[path].name} from {url}")
         for path, reason in self.failed.items():
             lines.append(f"  FAILED {graph.derivations[path].name}: {reason.splitlines()[0]}")
         return "\n".join(lines)
+
+    def report(self, graph: BuildGraph) -> Report:
+        """This run's builds as a timing report: what was not built in it took no time."""
+        built = {outcome.drv_path: outcome for outcome in self.built}
+        steps = tuple(
+            Step(
+                path,
+                graph.derivations[path].name,
+                tuple(graph.inputs_of(path)),
+                time=BuildTime(outcome.seconds, outcome.cpu_seconds, self.cores, 0),
+                note="" if outcome.hermetic else "(NOT hermetic: --no-sandbox)",
+            )
+            for path in graph.topological()
+            if (outcome := built.get(path))
+        )
+        return Report(steps, run_wall=self.seconds, run_cores=self.cores)
 
 
 @dataclass
@@ -152,6 +166,7 @@ class Scheduler:
         summary.substituted = substituted
         summary.reused = [p for p in summary.reused if p not in substituted]
         summary.seconds = time.monotonic() - start
+        summary.cores = self.options.cores
         return summary
 
     def _root(self, graph: BuildGraph, name: str) -> None:

@@ -2,9 +2,10 @@
 
 A manifest lists, per stage, every derivation with its drv path and outputs (path, NAR hash,
 NAR size, references), plus the seed the chain descends from. Its JSON is deterministic
-(sorted keys, no timestamps), and each stage gets one hash over its entries: post the
-one-line-per-stage summary, compare it with someone else's, and diff the full manifests where
-the hashes differ.
+(sorted keys), and each stage gets one hash over its entries: post the one-line-per-stage
+summary, compare it with someone else's, and diff the full manifests where the hashes differ.
+Outside the stage entries, so never in a stage's hash: where substituted outputs came from,
+and how long each build took (`timings`: measurements, which differ from run to run).
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ def build_manifest(store: Store, plan: TargetPlan) -> dict:
         "stageOrder": list(plan.stages),
         "stages": stages,
         "substituted": _substituted(store, plan),
+        "timings": _timings(store, plan),
+    }
+
+
+def _timings(store: Store, plan: TargetPlan) -> dict[str, dict]:
+    """Drv path -> its build's wall and CPU seconds, the cores it was given and when it ended
+    (Unix time), for every derivation of the graph whose `out` was built here with a time
+    recorded (none for a substituted one)."""
+    found = {
+        path: store.db.build_time(drv.outputs["out"].path)
+        for path, drv in plan.graph.derivations.items()
+    }
+    return {
+        path: {"wall": t.wall, "cpu": t.cpu, "cores": t.cores, "builtAt": t.built_at}
+        for path, t in sorted(found.items())
+        if t is not None
     }
 
 

@@ -23,11 +23,13 @@ from bootstrap.cli.remote import add_builder_options, builder_settings
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
+from bootstrap.recipe import TargetPlan
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import Store
 from bootstrap.store.disk import disk_full_as_error
 from bootstrap.store.gc import add_root
 from bootstrap.substitute import Substituter
+from bootstrap.timings import Report, Step, markdown_table, text_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -84,6 +86,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         "continues) or missing.",
     )
     add_target_options(show)
+    show.add_argument(
+        "--timings",
+        action="store_true",
+        help="each build's wall and CPU seconds, then the critical path and core use",
+    )
+    show.add_argument(
+        "--format",
+        choices=["text", "markdown"],
+        default="text",
+        help="with --timings: a text table, or a Markdown one (docs/stages.md's)",
+    )
     show.set_defaults(func=run_show)
 
     graph = commands.add_parser("graph", help="print the build graph (Graphviz dot)")
@@ -192,6 +205,10 @@ def _seed_progress(line: str) -> None:
 def run_show(args: argparse.Namespace) -> int:
     store = open_store(args)
     plan = plan_from_args(args, store)
+    if args.timings:
+        report = timing_report(store, plan)
+        print(markdown_table(report) if args.format == "markdown" else text_table(report))
+        return 0
     graph = plan.graph
     order = graph.topological()
     width = max([len("package"), *(len(graph.derivations[p].name) for p in order)])
@@ -202,6 +219,21 @@ def run_show(args: argparse.Namespace) -> int:
         stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
         print(f"{stage:<10} {drv.name:<{width}} {status:<11} {drv.outputs['out'].path}")
     return 0
+
+
+def timing_report(store: Store, plan: TargetPlan) -> Report:
+    """Every derivation of `plan` in build order with the time its build took, where the
+    store recorded one, or its status (why it has none)."""
+    graph = plan.graph
+    steps = []
+    for path in graph.topological():
+        drv = graph.derivations[path]
+        time = store.db.build_time(drv.outputs["out"].path)
+        status = _status(store, path, drv)
+        note = "" if time else "no time recorded" if status == "built" else status
+        stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
+        steps.append(Step(path, drv.name, tuple(graph.inputs_of(path)), stage, time, note))
+    return Report(tuple(steps))
 
 
 def _status(store: Store, path: str, drv: Derivation) -> str:
