@@ -56,16 +56,22 @@ class CriticalPath:
 
 def critical_path(steps: Sequence[Step]) -> CriticalPath:
     """The longest path through `steps` (inputs before users; inputs outside `steps` are not
-    waited for), weighted by wall time; of equally long ones, the first found."""
+    waited for), weighted by wall time. Of equally long ones, the one through derivations
+    later in build order: a path runs on through untimed ones (0 s) to the end of the graph."""
+    order = {step.drv: index for index, step in enumerate(steps)}
     finish: dict[str, float] = {}
     previous: dict[str, str | None] = {}
+
+    def longest(drvs: Iterable[str]) -> str | None:
+        return max(drvs, key=lambda d: (finish[d], order[d]), default=None)
+
     for step in steps:
-        before = max((d for d in step.inputs if d in finish), key=finish.__getitem__, default=None)
+        before = longest(d for d in step.inputs if d in finish)
         finish[step.drv] = (finish[before] if before else 0.0) + step.wall
         previous[step.drv] = before
     by_drv = {step.drv: step for step in steps}
     chain: list[Step] = []
-    end = max(finish, key=finish.__getitem__, default=None)
+    end = longest(finish)
     while end is not None:
         chain.append(by_drv[end])
         end = previous[end]
