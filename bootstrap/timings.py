@@ -128,6 +128,8 @@ def run_lines(report: Report, top: int = TOP_BUILDS) -> list[str]:
 
 def path_line(path: CriticalPath) -> str:
     """`critical path: 12.3 s, 3 builds: a 1.0 s -> b 2.0 s -> c 9.3 s`."""
+    if path.untimed == len(path.steps):
+        return "critical path: unknown (no build on it has a recorded time)"
     chain = " -> ".join(f"{s.name} {_seconds(s)}" for s in path.steps)
     untimed = f" ({path.untimed} without a time, counted as 0 s)" if path.untimed else ""
     return f"critical path: {path.wall:.1f} s, {len(path.steps)} builds{untimed}: {chain}"
