@@ -144,7 +144,8 @@ def test_bad_target_and_stage_are_one_line_errors(tmp_path):
     for args, message in (
         (("show", "aarch64-linux"), b"cannot be built on this"),
         (("show", "--until", "stage9"), b"unknown stage 'stage9'"),
-        (("run", "-j", "0"), b"expected a positive whole number"),
+        (("run", "-j", "0"), b"max-jobs is 0 and no builders are set: nothing could build"),
+        (("run", "-j", "x"), b"expected a whole number"),
     ):
         result = run_cli(*args, "--stages", stages, env=env, check=False)
         assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -68,7 +68,13 @@ def builder_settings(args: argparse.Namespace) -> tuple[list[Machine], int]:
     """The remote machines and the local job count, from flags, environment or config."""
     spec, origin = text_setting(BUILDERS, args.builders)
     machines = parse_machines(spec, origin) if spec.strip() else []
-    return machines, count_setting(MAX_JOBS, args.max_jobs, 1)
+    max_jobs = count_setting(MAX_JOBS, args.max_jobs, 1)
+    if max_jobs == 0 and not machines:
+        raise BootstrapError(
+            "max-jobs is 0 and no builders are set: nothing could build; give --builders "
+            "or a positive --max-jobs"
+        )
+    return machines, max_jobs
 
 
 def _count(text: str) -> int:
