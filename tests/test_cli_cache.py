@@ -139,3 +139,28 @@ def test_store_sign_shows_in_path_info_and_export(tmp_path):
     run_cli("export", result, "--no-drvs", "--to", tmp_path / "c", env=env)
     narinfos = list((tmp_path / "c").glob("*.narinfo"))
     assert narinfos and all("\nSig: k-1:" in n.read_text() for n in narinfos)
+
+
+@requires_busybox
+def test_build_a_derivation_copied_from_the_cache_substitutes_its_outputs(tmp_path):
+    """The cache carries the derivations too: copy a .drv into an empty store, then
+    `bootstrap build` it with the cache as substituter; nothing is built."""
+    stages = make_stages(tmp_path)
+    env_a = cli_env(tmp_path)
+    run_cli("run", "--stages", stages, "--no-out-link", env=env_a)
+    run_cli("key", "generate", "--name", "k-1", "--secret", tmp_path / "sk",
+            "--public", tmp_path / "pk", env=env_a)  # fmt: skip
+    run_cli("export", "--stages", stages, "--to", tmp_path / "c", "--sign-key", tmp_path / "sk",
+            env=env_a)  # fmt: skip
+    store_a = Store(tmp_path / "root")
+    greet = next(p for p in store_a.all_paths() if p.endswith("-greet-2.0"))
+    drv = store_a.query_info(greet).deriver
+    cache, key = f"file://{tmp_path / 'c'}", (tmp_path / "pk").read_text().strip()
+
+    env_b = {**cli_env(tmp_path / "b"), "BOOTSTRAP_CONFIG": str(tmp_path / "none.toml")}
+    trust = ("--trusted-public-keys", key)
+    run_cli("copy", "--from", cache, *trust, drv, env=env_b)
+    built = run_cli("build", drv, "--substituters", cache, *trust, env=env_b)
+    assert built.stdout.decode().split() == [greet]
+    assert "\n0 built, 1 substituted, " in built.stderr.decode(), built.stderr
+    assert Store(tmp_path / "b" / "root").db.substituted_from(greet) == cache

@@ -8,6 +8,7 @@ import os
 import sys
 
 from bootstrap.build import DEFAULT_MAX_SILENT_SECONDS, BuildOptions
+from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, open_store
 from bootstrap.config import BUILDERS, MAX_JOBS, count_setting, text_setting
 from bootstrap.derivation import DRV_EXTENSION, Derivation, read_drv_file
@@ -15,6 +16,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.remote.machines import Machine, parse_machines
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import Store
+from bootstrap.substitute import Substituter
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,6 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("drvs", nargs="+", metavar="DRV", help="a .drv store path")
     add_store_options(build)
     add_builder_options(build)
+    add_substituter_options(build)
     build.add_argument(
         "--cores", type=_count, default=os.cpu_count() or 1, help="cores each build may use"
     )
@@ -85,6 +88,7 @@ def _count(text: str) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     builders, max_jobs = builder_settings(args)
+    substitution = substitute_options(args)
     store = open_store(args)
     graph = graph_from_store(store, [store.to_store_path(path) for path in args.drvs])
     options = BuildOptions(
@@ -93,7 +97,12 @@ def run_build(args: argparse.Namespace) -> int:
         max_silent_seconds=args.max_silent or None,
     )
     scheduler = Scheduler(
-        store, options, max_jobs=max_jobs, keep_going=args.keep_going, builders=builders
+        store,
+        options,
+        max_jobs=max_jobs,
+        keep_going=args.keep_going,
+        builders=builders,
+        substituter=Substituter(store, substitution, warn=lambda m: print(m, file=sys.stderr)),
     )
     summary = scheduler.realise(graph)
     print(summary.render(graph), file=sys.stderr)
