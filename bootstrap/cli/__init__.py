@@ -1,7 +1,10 @@
 """Command-line entry point.
 
 The CLI is thin: each module in this package registers one command group and calls into the
-library. Adding a group means adding its module name to `COMMAND_MODULES`.
+library. Adding a group means adding its module name to `COMMAND_MODULES` and its commands to
+`COMMANDS`. A command line naming a known command imports that command's module only, so
+`bootstrap hash` or `--version` start without loading the builder, the recipes or requests;
+help and typos build the whole parser.
 
 Two kinds of error, as Nix and most CLIs have them: an argument error (an unknown command or
 option, a missing or malformed argument) prints the usage of the command at fault, with the
@@ -35,6 +38,22 @@ COMMAND_MODULES = (
     "key",
     "copy",
 )
+
+# command word -> the module that registers it (tests check this against the modules)
+COMMANDS = {
+    "hash": "hash",
+    "nar": "nar",
+    "store": "store",
+    "drv": "drv",
+    **dict.fromkeys(("run", "show", "graph", "fetch", "log"), "build"),
+    "build": "remote",
+    "audit": "audit",
+    "export": "export",
+    "seed": "seed",
+    "key": "key",
+    "copy": "copy",
+    "import": "copy",
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,7 +90,8 @@ def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Iterable[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The parser with the commands of `modules` (all by default)."""
     parser = Parser(
         prog="bootstrap",
         description=(
@@ -81,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bootstrap {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(f"bootstrap.cli.{name}").register(commands)
     return parser
 
@@ -106,9 +126,17 @@ def _describe(error: OSError) -> str:
     return ": ".join([*named, reason]) if named else reason
 
 
+def _modules_for(argv: list[str]) -> tuple[str, ...]:
+    """Only the module of the command `argv` names; none for a lone `--version`; else all."""
+    if argv == ["--version"]:
+        return ()
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return (COMMANDS[word],) if word in COMMANDS else COMMAND_MODULES
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_modules_for(argv)).parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.func(args) or 0

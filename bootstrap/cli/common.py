@@ -7,10 +7,13 @@ import json
 import platform
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootstrap.errors import BootstrapError
-from bootstrap.recipe import Recipes, TargetPlan, plan_target
 from bootstrap.store import Store
+
+if TYPE_CHECKING:  # the recipes are imported by the commands that evaluate them, when they do
+    from bootstrap.recipe import Recipes, TargetPlan
 
 SUPPORTED_SYSTEMS = {"x86_64": "x86_64-linux"}
 
@@ -84,10 +87,14 @@ def plan_from_args(
             f"target {target!r} cannot be built on this {platform.machine()} "
             f"host: expected {host or 'an x86_64 host'}"
         )
+    from bootstrap.recipe import plan_target
+
     return plan_target(
         store.store_dir, target, recipes_from_args(args), args.until, profile or args.profile
     )
 
 
 def recipes_from_args(args: argparse.Namespace) -> Recipes:
+    from bootstrap.recipe import Recipes
+
     return Recipes(stages_dir=args.stages) if args.stages else Recipes()

@@ -6,17 +6,19 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bootstrap.build import BuildOptions
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, open_store, print_json
 from bootstrap.nar import nar_hash
-from bootstrap.repair import RepairResult, repair_paths
 from bootstrap.signing import fingerprint, read_secret_key
 from bootstrap.store import PathInfo, default_store_dir
 from bootstrap.store.gc import add_root, collect_garbage
 from bootstrap.store.verify import VerifyResult, verify_store
 from bootstrap.storepath import source_path
+
+if TYPE_CHECKING:
+    from bootstrap.repair import RepairResult
 from bootstrap.substitute import Substituter
 
 
@@ -133,6 +135,10 @@ def run_verify(args: argparse.Namespace) -> int:
     _print_verify(result)
     if not args.repair or result.ok:
         return 0 if result.ok else 1
+    # the builder is imported only here, so the other store commands start fast
+    from bootstrap.build import BuildOptions
+    from bootstrap.repair import repair_paths
+
     substituter = Substituter(store, substitute_options(args), warn=_warn)
     options = BuildOptions(cores=os.cpu_count() or 1)
     repaired = repair_paths(store, result.bad, options, substituter)
