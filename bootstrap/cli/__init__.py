@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "seed",
     "key",
     "copy",
+    "query",
 )
 
 # command word -> the module that registers it (tests check this against the modules)
@@ -53,6 +54,7 @@ COMMANDS = {
     "key": "key",
     "copy": "copy",
     "import": "copy",
+    **dict.fromkeys(("why-depends", "size", "diff-closures"), "query"),
 }
 
 

@@ -14,6 +14,7 @@ from bootstrap.nar import nar_hash
 from bootstrap.signing import fingerprint, read_secret_key
 from bootstrap.store import PathInfo, default_store_dir
 from bootstrap.store.gc import add_root, collect_garbage
+from bootstrap.store.query import closure_size, topo_sort, tree_lines
 from bootstrap.store.verify import VerifyResult, verify_store
 from bootstrap.storepath import source_path
 
@@ -37,8 +38,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("paths", nargs="+", metavar="PATH")
     info.add_argument("-r", "--recursive", action="store_true", help="include the closure")
     info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument(
+        "-S", "--closure-size", action="store_true", help="show each path's closure size too"
+    )
     add_store_options(info)
     info.set_defaults(func=run_path_info)
+
+    query = actions.add_parser(
+        "query", help="references, referrers, requisites or tree of paths, as nix-store --query"
+    )
+    what = query.add_mutually_exclusive_group(required=True)
+    for flag, helptext in QUERIES.items():
+        what.add_argument(
+            f"--{flag}", dest="query", action="store_const", const=flag, help=helptext
+        )
+    query.add_argument("paths", nargs="+", metavar="PATH")
+    add_store_options(query)
+    query.set_defaults(func=run_query)
 
     verify = actions.add_parser(
         "verify", help="recompute every path's NAR hash and check content addresses"
@@ -92,20 +108,51 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
+QUERIES = {
+    "references": "the paths each PATH references",
+    "referrers": "the valid paths that reference each PATH",
+    "requisites": "the closure of the PATHs, dependencies first",
+    "tree": "the closure of each PATH as a tree",
+}
+
+
 def run_path_info(args: argparse.Namespace) -> int:
     store = open_store(args)
     paths = [store.to_store_path(p) for p in args.paths]
     infos = [store.query_info(p) for p in (store.closure(paths) if args.recursive else paths)]
+    sizes = {i.path: closure_size(store, i.path) for i in infos} if args.closure_size else {}
     if args.json:
-        print_json([_info_json(i) for i in infos])
+        print_json([_info_json(i, sizes.get(i.path)) for i in infos])
     else:
         for i in infos:
-            print(f"{i.path}\t{i.nar_hash}\t{i.nar_size}")
+            extra = f"\t{sizes[i.path]}" if args.closure_size else ""
+            print(f"{i.path}\t{i.nar_hash}\t{i.nar_size}{extra}")
     return 0
 
 
-def _info_json(info: PathInfo) -> dict:
+def run_query(args: argparse.Namespace) -> int:
+    store = open_store(args, create=False)
+    paths = [store.to_store_path(p) for p in args.paths]
+    for path in paths:
+        store.query_info(path)  # one line naming a path that is not valid
+    if args.query == "tree":
+        for path in paths:
+            print("\n".join(tree_lines(store, path)))
+        return 0
+    if args.query == "requisites":
+        found = store.closure(paths)
+    else:
+        step = store.references if args.query == "references" else store.referrers
+        found = {linked for path in paths for linked in step(path)}
+    for path in reversed(topo_sort(store, found)):
+        print(path)
+    return 0
+
+
+def _info_json(info: PathInfo, closure: int | None = None) -> dict:
+    sized = {} if closure is None else {"closureSize": closure}
     return {
+        **sized,
         "path": info.path,
         "narHash": info.nar_hash.sri,
         "narSize": info.nar_size,

@@ -145,11 +145,35 @@ class Store:
         return self.physical_dir / store_path[len(self.store_dir) + 1 :]
 
     def to_store_path(self, path: str) -> str:
-        """Accept a logical store path, or a physical path into this store; return logical."""
-        physical = os.fspath(self.physical_dir) + "/"
-        if path.startswith(physical):
-            path = f"{self.store_dir}/{path[len(physical) :]}"
-        return to_store_path(path, self.store_dir)
+        """The store path a user means by `path`, resolved as Nix's followLinksToStorePath
+        does: a logical or physical store path, or a file or directory inside one, or a
+        symlink (a `result` link) followed until it lands in the store; failing that, the
+        path with every symlink resolved (`result/bin/tool`). Returns the logical path."""
+        path = os.path.abspath(path)
+        for candidate in (self._follow_links(path), os.path.realpath(path)):
+            if (logical := self._as_logical(candidate)) is not None:
+                return to_store_path(logical, self.store_dir)
+        if path.startswith(self.store_dir + "/"):
+            return to_store_path(path, self.store_dir)  # names a path this store may lack
+        raise BootstrapError(f"{path}: not in the store {self.store_dir} (at {self.root})")
+
+    def _follow_links(self, path: str) -> str:
+        """Follow `path` while it is a symlink outside the store (at most 40 links, as
+        the kernel allows)."""
+        for _ in range(40):
+            if self._as_logical(path) is not None or not os.path.islink(path):
+                break
+            path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        return path
+
+    def _as_logical(self, path: str) -> str | None:
+        """`path` as a logical path if it is inside the store (by either name), else None."""
+        if path.startswith(self.store_dir + "/"):
+            return path
+        for physical in {os.fspath(self.physical_dir), os.path.realpath(self.physical_dir)}:
+            if path.startswith(physical + "/"):
+                return f"{self.store_dir}/{path[len(physical) + 1 :]}"
+        return None
 
     def log_dir(self) -> Path:
         return self.state_dir / "logs"

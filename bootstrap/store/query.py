@@ -1,0 +1,281 @@
+"""Queries over a store's reference graph, as Nix and Guix answer them: closure sizes, the
+requisites and the tree of a path (`nix-store --query`), why one path depends on another
+(`nix why-depends`), each path's own and closure size (`guix size`), and how two closures
+differ by package (`nix store diff-closures`). Pure functions of a `Store`; the CLI prints."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.store.store import Store
+from bootstrap.storepath import split_store_path
+
+CONTEXT_BYTES = 32  # bytes shown either side of a reference, as nix why-depends shows them
+
+
+def closure_size(store: Store, path: str) -> int:
+    """The NAR size of `path`'s closure (Nix's `closureSize`)."""
+    return sum(store.query_info(p).nar_size for p in store.closure([path]))
+
+
+def topo_sort(store: Store, paths: Iterable[str]) -> list[str]:
+    """`paths` with every path before what it references, as Nix's topoSortPaths orders them
+    (a depth-first walk in path order, references inside `paths` only)."""
+    items = set(paths)
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in sorted(items):
+        stack: list[tuple[str, Iterator[str]]] = []
+        _enter(store, root, items, seen, stack)
+        while stack:
+            path, refs = stack[-1]
+            ref = next(refs, None)
+            if ref is None:
+                order.append(path)
+                stack.pop()
+            else:
+                _enter(store, ref, items, seen, stack)
+    return order[::-1]
+
+
+def _enter(store, path, items, seen, stack) -> None:
+    if path not in seen:
+        seen.add(path)
+        refs = [r for r in store.references(path) if r != path and r in items]
+        stack.append((path, iter(refs)))
+
+
+def tree_lines(store: Store, root: str) -> list[str]:
+    """`nix-store --query --tree`: each path once, its references indented below it in
+    dependency order; a path met again is printed with ` [...]`."""
+    lines: list[str] = []
+    done: set[str] = set()
+    todo = [(root, "", "")]
+    while todo:
+        path, first_pad, tail_pad = todo.pop()
+        if path in done:
+            lines.append(f"{first_pad}{path} [...]")
+            continue
+        done.add(path)
+        lines.append(f"{first_pad}{path}")
+        refs = topo_sort(store, store.references(path))[::-1]
+        for i, ref in reversed(list(enumerate(refs))):
+            pad = "    " if i == len(refs) - 1 else "|   "
+            todo.append((ref, tail_pad + "+---", tail_pad + pad))
+    return lines
+
+
+# -- why-depends -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where one store path's bytes mention another's hash: the file (relative to the path's
+    top, "" for the path itself) and the printable bytes around the hash, or for a symlink
+    its whole target."""
+
+    file: str
+    context: str
+    symlink: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    """One edge of a why-depends answer: `referrer` mentions `reference` at `hits`; `depth`
+    is how deep the referrer sits in the printed tree."""
+
+    referrer: str
+    reference: str
+    hits: tuple[Hit, ...]
+    depth: int
+
+
+def why_depends(store: Store, package: str, dependency: str, all_paths: bool = False) -> list[Link]:
+    """Why `package`'s closure holds `dependency`: the shortest chain of references from one
+    to the other, or with `all_paths` every reference in the closure that leads there (each
+    path expanded once), each link with the files and bytes that make it."""
+    closure = set(store.closure([package]))
+    if dependency not in closure:
+        raise BootstrapError(f"{package} does not depend on {dependency}")
+    distance = _distances_to(store, dependency, closure)
+    links: list[Link] = []
+    expanded: set[str] = set()
+    todo = [(package, 0)]
+    while todo:
+        path, depth = todo.pop()
+        if path == dependency or path in expanded:
+            continue
+        expanded.add(path)
+        refs = sorted(
+            (r for r in store.references(path) if r in distance and r != path),
+            key=lambda r: (distance[r], r),
+        )
+        refs = refs if all_paths else refs[:1]
+        hits = find_hits(store, path, refs)
+        links.extend(Link(path, r, hits[r], depth) for r in refs)
+        todo.extend((r, depth + 1) for r in reversed(refs))
+    return _depth_first(links, package)
+
+
+def _distances_to(store: Store, target: str, closure: set[str]) -> dict[str, int]:
+    """How many references separate each path of `closure` from `target` (paths that do not
+    lead there are left out)."""
+    distance = {target: 0}
+    queue = deque([target])
+    while queue:
+        path = queue.popleft()
+        for referrer in store.referrers(path):
+            if referrer in closure and referrer not in distance:
+                distance[referrer] = distance[path] + 1
+                queue.append(referrer)
+    return distance
+
+
+def _depth_first(links: list[Link], root: str) -> list[Link]:
+    """The links in the order a tree prints them: each link followed by its reference's."""
+    by_referrer: dict[str, list[Link]] = {}
+    for link in links:
+        by_referrer.setdefault(link.referrer, []).append(link)
+    ordered: list[Link] = []
+    todo = list(reversed(by_referrer.get(root, [])))
+    while todo:
+        link = todo.pop()
+        ordered.append(link)
+        todo.extend(reversed(by_referrer.pop(link.reference, [])))
+    return ordered
+
+
+def find_hits(store: Store, path: str, references: list[str]) -> dict[str, tuple[Hit, ...]]:
+    """For each of `references`, where the files of `path` mention its hash part."""
+    wanted = {split_store_path(r, store.store_dir)[0]: r for r in references}
+    hits: dict[str, list[Hit]] = {r: [] for r in references}
+    top = store.real_path(path)
+    for file in _walk(top):
+        data, symlink = _file_bytes(file)
+        for hash_part, reference in wanted.items():
+            found = _hits_in(data, hash_part, _relative(file, top))
+            if symlink and found:
+                found = [Hit(found[0].file, os.fsdecode(data), symlink=True)]
+            hits[reference].extend(found)
+    return {r: tuple(h) for r, h in hits.items()}
+
+
+def _walk(top: Path) -> Iterator[Path]:
+    """`top` and everything under it, in name order, without following symlinks."""
+    todo = [top]
+    while todo:
+        path = todo.pop()
+        yield path
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            todo.extend(sorted(path.iterdir(), reverse=True))
+
+
+def _file_bytes(path: Path) -> tuple[bytes, bool]:
+    """What a file says: a regular file's contents, a symlink's target, a directory's
+    entry names (Nix's scan sees all three); and whether it is a symlink."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return os.fsencode(os.readlink(path)), True
+    if stat.S_ISDIR(mode):
+        return b"/".join(os.fsencode(n) for n in sorted(os.listdir(path))), False
+    return path.read_bytes(), False
+
+
+def _hits_in(data: bytes, hash_part: str, file: str) -> list[Hit]:
+    needle = hash_part.encode()
+    hits = []
+    start = data.find(needle)
+    while start >= 0:
+        window = data[max(0, start - CONTEXT_BYTES) : start + len(needle) + CONTEXT_BYTES]
+        hits.append(Hit(file, _printable(window)))
+        start = data.find(needle, start + 1)
+    return hits
+
+
+def _printable(data: bytes) -> str:
+    return "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+
+
+def _relative(file: Path, top: Path) -> str:
+    return "" if file == top else os.fspath(file.relative_to(top))
+
+
+# -- size --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One path of a closure: its own NAR size and its closure's."""
+
+    path: str
+    own: int
+    closure: int
+
+
+def size_rows(store: Store, roots: Iterable[str]) -> list[SizeRow]:
+    """Every path in the closure of `roots` with its own and closure size, largest closure
+    first (as `guix size` sorts them), then by path."""
+    rows = [
+        SizeRow(p, store.query_info(p).nar_size, closure_size(store, p))
+        for p in store.closure(roots)
+    ]
+    return sorted(rows, key=lambda row: (-row.closure, row.path))
+
+
+# -- diff-closures -----------------------------------------------------------------------
+
+_OUTPUT_SUFFIX = re.compile(r"(.*)-([a-z]+|lib32|lib64)")
+
+
+def package_version(store_name: str) -> tuple[str, str]:
+    """(name, version) of a store path's name, as `nix store diff-closures` splits it: an
+    output name (`-dev`, `-lib`) is dropped, then the version starts after the first '-'
+    that is not followed by a letter."""
+    if match := _OUTPUT_SUFFIX.fullmatch(store_name):
+        store_name = match.group(1)
+    for i, char in enumerate(store_name[:-1]):
+        if char == "-" and not store_name[i + 1].isalpha():
+            return store_name[:i], store_name[i + 1 :]
+    return store_name, ""
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """One package whose versions or size differ between two closures."""
+
+    name: str
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+    size_delta: int
+
+
+def diff_closures(store: Store, before: str, after: str) -> list[PackageChange]:
+    """The packages whose versions changed between the closures of `before` and `after`, or
+    whose size changed by 8 KiB or more (Nix's threshold), by name."""
+    old, new = _grouped(store, before), _grouped(store, after)
+    changes = []
+    for name in sorted(old.keys() | new.keys()):
+        old_versions, new_versions = old.get(name, {}), new.get(name, {})
+        delta = sum(new_versions.values()) - sum(old_versions.values())
+        removed = tuple(sorted(old_versions.keys() - new_versions.keys()))
+        added = tuple(sorted(new_versions.keys() - old_versions.keys()))
+        if removed or added or abs(delta) >= 8 * 1024:
+            changes.append(PackageChange(name, removed, added, delta))
+    return changes
+
+
+def _grouped(store: Store, root: str) -> dict[str, dict[str, int]]:
+    """name -> version -> NAR size of the closure's paths of that package version."""
+    groups: dict[str, dict[str, int]] = {}
+    for path in store.closure([root]):
+        name, version = package_version(split_store_path(path, store.store_dir)[1])
+        versions = groups.setdefault(name, {})
+        versions[version] = versions.get(version, 0) + store.query_info(path).nar_size
+    return groups

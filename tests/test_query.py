@@ -1,0 +1,163 @@
+"""Store queries as a user runs them (path-info -S, store query, why-depends, size,
+diff-closures, drv show OUTPUT), on real stores, with real Nix 2.8 as the oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bootstrap.store import Store
+from bootstrap.store.query import package_version
+
+from .conftest import run_cli
+
+STORE_DIR = "/nix/store"
+
+
+@dataclass
+class Graph:
+    """lib-1.0 <- tool-2.1 <- app-3.0 (which also names lib directly, and links to tool)."""
+
+    store: Store
+    root: Path
+    lib: str
+    tool: str
+    app: str
+
+    def cli(self, *args, check: bool = True, cwd: Path | None = None):
+        common = ("--store", self.root, "--store-dir", STORE_DIR)
+        return run_cli(*args, *common, check=check)
+
+
+def add_tree(store: Store, tmp: Path, name: str, files: dict[str, str], refs=()) -> str:
+    top = tmp / "src" / name
+    for rel, text in files.items():
+        file = top / rel
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if text.startswith("->"):
+            file.symlink_to(text[2:])
+        else:
+            file.write_bytes(b"\x00\x01 padding " * 4 + text.encode() + b"\n")
+    return store.add_path(top, name, refs)
+
+
+def make_graph(tmp: Path, version: str = "1.0", big: int = 0) -> Graph:
+    root = tmp / "root"
+    store = Store(root, STORE_DIR)
+    lib = add_tree(store, tmp, f"lib-{version}", {"lib/libx.so": "x" * (100 + big)})
+    tool = add_tree(store, tmp, "tool-2.1", {"bin/tool": f"#!{lib}/lib/libx.so"}, [lib])
+    app = add_tree(
+        store,
+        tmp,
+        "app-3.0",
+        {"share/app.conf": f"lib={lib}/lib", "bin/tool": f"->{tool}/bin/tool"},
+        [lib, tool],
+    )
+    return Graph(store, root, lib, tool, app)
+
+
+@pytest.fixture
+def graph(tmp_path) -> Graph:
+    return make_graph(tmp_path)
+
+
+def test_path_arguments_resolve_as_nix_resolves_them(graph, tmp_path):
+    physical = os.fspath(graph.store.real_path(graph.app))
+    (tmp_path / "result").symlink_to(physical)
+    (tmp_path / "chain").symlink_to(tmp_path / "result")
+    for given in (
+        graph.app,
+        f"{graph.app}/share/app.conf",
+        physical,
+        f"{physical}/share",
+        tmp_path / "result",
+        tmp_path / "chain",
+        tmp_path / "result" / "share" / "app.conf",
+    ):
+        out = graph.cli("store", "path-info", given).stdout.decode()
+        assert out.split("\t")[0] == graph.app, given
+    bad = graph.cli("store", "path-info", tmp_path, check=False)
+    assert bad.returncode == 1 and bad.stderr.count(b"\n") == 1
+    assert f"{tmp_path}: not in the store".encode() in bad.stderr
+
+
+def test_path_info_closure_size(graph):
+    out = graph.cli("store", "path-info", "-S", graph.app).stdout.decode().split()
+    sizes = [graph.store.query_info(p).nar_size for p in (graph.lib, graph.tool, graph.app)]
+    assert int(out[-1]) == sum(sizes)
+    info = json.loads(graph.cli("store", "path-info", "-S", "--json", "-r", graph.app).stdout)
+    by_path = {entry["path"]: entry for entry in info}
+    assert by_path[graph.lib]["closureSize"] == sizes[0]
+    assert by_path[graph.tool]["closureSize"] == sizes[0] + sizes[1]
+
+
+def test_query_references_referrers_requisites_tree(graph):
+    def query(flag, path):
+        return graph.cli("store", "query", flag, path).stdout.decode().splitlines()
+
+    assert query("--references", graph.app) == [graph.lib, graph.tool]
+    assert query("--referrers", graph.lib) == [graph.tool, graph.app] or query(
+        "--referrers", graph.lib
+    ) == [graph.app, graph.tool]
+    assert query("--requisites", graph.app) == [graph.lib, graph.tool, graph.app]
+    assert query("--tree", graph.app) == [
+        graph.app,
+        f"+---{graph.lib}",
+        f"+---{graph.tool}",
+        f"    +---{graph.lib} [...]",
+    ]
+
+
+def test_why_depends_shows_the_chain_and_the_bytes(graph):
+    out = graph.cli("why-depends", graph.app, graph.lib).stdout.decode().splitlines()
+    hash_part = graph.lib.split("/")[-1][:32]
+    assert out[0] == graph.app
+    assert out[1].startswith("+---share/app.conf: ...") and hash_part in out[1]
+    assert out[2] == f"    -> {graph.lib}"
+    every = graph.cli("why-depends", "--all", graph.app, graph.lib).stdout.decode()
+    assert f"+---bin/tool -> {graph.tool}/bin/tool\n    -> {graph.tool}\n" in every
+    assert "\n    +---bin/tool: ..." in every
+    assert f"padding #!/nix/store/{hash_part}-lib-1.0/lib/libx.so" in every
+    assert every.count(f"-> {graph.lib}") == 2
+    none = graph.cli("why-depends", graph.lib, graph.app, check=False)
+    assert none.returncode == 1 and b"does not depend on" in none.stderr
+
+
+def test_size_lists_each_path_own_and_closure_size(graph):
+    out = graph.cli("size", graph.app).stdout.decode().splitlines()
+    assert out[0].split() == ["store", "item", "total", "self"]
+    assert [line.split()[0] for line in out[1:4]] == [graph.app, graph.tool, graph.lib]
+    assert out[-1].startswith("total: ")
+
+
+def test_package_names_split_as_nix_splits_them():
+    assert package_version("hello-2.10") == ("hello", "2.10")
+    assert package_version("gcc-12.2.0-lib") == ("gcc", "12.2.0")
+    assert package_version("python3.11-foo-bar-1.0") == ("python3.11-foo-bar", "1.0")
+    assert package_version("toolchain") == ("toolchain", "")
+
+
+def test_diff_closures_by_package(tmp_path):
+    old = make_graph(tmp_path / "old")
+    new = make_graph(tmp_path / "new", version="1.1", big=20000)
+    # both closures in one store: copy the new one's paths over by adding them again
+    new_app = make_graph_in(old.store, tmp_path / "again", version="1.1", big=20000)
+    out = old.cli("diff-closures", old.app, new_app).stdout.decode().splitlines()
+    assert out == ["lib: 1.0 → 1.1, +19.5 KiB"] or out[0].startswith("lib: 1.0 → 1.1, +")
+    assert new.app != old.app
+
+
+def make_graph_in(store: Store, tmp: Path, version: str, big: int) -> str:
+    lib = add_tree(store, tmp, f"lib-{version}", {"lib/libx.so": "x" * (100 + big)})
+    tool = add_tree(store, tmp, "tool-2.1", {"bin/tool": f"#!{lib}/lib/libx.so"}, [lib])
+    return add_tree(
+        store,
+        tmp,
+        "app-3.0",
+        {"share/app.conf": f"lib={lib}/lib", "bin/tool": f"->{tool}/bin/tool"},
+        [lib, tool],
+    )
