@@ -7,7 +7,7 @@ import argparse
 
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.store import Store
-from bootstrap.store.query import Hit, diff_closures, size_rows, why_depends
+from bootstrap.store.query import Hit, WhyNode, diff_closures, size_rows, why_depends
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -44,19 +44,34 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_why_depends(args: argparse.Namespace) -> int:
     store = open_store(args, create=False)
     package, dependency = (_valid(store, p) for p in (args.package, args.dependency))
-    print(package)
-    for link in why_depends(store, package, dependency, args.all):
-        pad = "    " * link.depth
-        for hit in link.hits if args.all else link.hits[:1]:
-            print(f"{pad}+---{_describe(hit)}")
-        print(f"{pad}    -> {link.reference}")
+    _print_why(why_depends(store, package, dependency, args.all), args.all)
     return 0
 
 
+def _print_why(root: WhyNode, every_hit: bool) -> None:
+    """The tree as `nix why-depends --precise` draws it (without colours): each reference's
+    hits under its referrer, then `→ reference` and that reference's own tree."""
+    todo: list[str | tuple[WhyNode, str]] = [(root, "")]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            print(item)
+            continue
+        node, pad = item
+        print(f"{pad}{'→ ' if pad else ''}{node.path}")
+        tail = pad  # a node's hits line up under its own arrow
+        for i, (hits, child) in reversed(list(enumerate(node.edges))):
+            last = i == len(node.edges) - 1
+            todo.append((child, tail + ("    " if last else "│   ")))
+            shown = hits if every_hit else hits[:1]
+            for j, hit in reversed(list(enumerate(shown))):
+                branch = ("└───" if last else "├───") if j == 0 else ("    " if last else "│   ")
+                todo.append(f"{tail}{branch}{_describe(hit)}")
+
+
 def _describe(hit: Hit) -> str:
-    """`FILE: ...bytes around the hash...`, or `FILE -> TARGET` for a symlink (as Nix)."""
-    file = hit.file or "(the path itself)"
-    return f"{file} -> {hit.context}" if hit.symlink else f"{file}: ...{hit.context}..."
+    """`FILE: …bytes around the hash…`, or `FILE -> TARGET` for a symlink (as Nix)."""
+    return f"{hit.file} -> {hit.context}" if hit.symlink else f"{hit.file}: …{hit.context}…"
 
 
 def run_size(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import re
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
@@ -54,7 +54,7 @@ def _enter(store, path, items, seen, stack) -> None:
 
 def tree_lines(store: Store, root: str) -> list[str]:
     """`nix-store --query --tree`: each path once, its references indented below it in
-    dependency order; a path met again is printed with ` [...]`."""
+    dependency order, drawn as Nix 2.8 draws it; a path met again is printed with ` [...]`."""
     lines: list[str] = []
     done: set[str] = set()
     todo = [(root, "", "")]
@@ -67,8 +67,14 @@ def tree_lines(store: Store, root: str) -> list[str]:
         lines.append(f"{first_pad}{path}")
         refs = topo_sort(store, store.references(path))[::-1]
         for i, ref in reversed(list(enumerate(refs))):
-            pad = "    " if i == len(refs) - 1 else "|   "
-            todo.append((ref, tail_pad + "+---", tail_pad + pad))
+            last = i == len(refs) - 1
+            todo.append(
+                (
+                    ref,
+                    tail_pad + ("└───" if last else "├───"),
+                    tail_pad + ("    " if last else "│   "),
+                )
+            )
     return lines
 
 
@@ -78,7 +84,7 @@ def tree_lines(store: Store, root: str) -> list[str]:
 @dataclass(frozen=True)
 class Hit:
     """Where one store path's bytes mention another's hash: the file (relative to the path's
-    top, "" for the path itself) and the printable bytes around the hash, or for a symlink
+    top, "/" for the path itself) and the printable bytes around the hash, or for a symlink
     its whole target."""
 
     file: str
@@ -86,42 +92,45 @@ class Hit:
     symlink: bool = False
 
 
-@dataclass(frozen=True)
-class Link:
-    """One edge of a why-depends answer: `referrer` mentions `reference` at `hits`; `depth`
-    is how deep the referrer sits in the printed tree."""
+@dataclass
+class WhyNode:
+    """A path in a why-depends tree: each edge holds where this path's files mention the
+    reference, and the reference's own node. A path met again (`repeated`) is not expanded
+    twice, as nix why-depends shows it."""
 
-    referrer: str
-    reference: str
-    hits: tuple[Hit, ...]
-    depth: int
+    path: str
+    edges: list[tuple[tuple[Hit, ...], WhyNode]] = field(default_factory=list)
+    repeated: bool = False
 
 
-def why_depends(store: Store, package: str, dependency: str, all_paths: bool = False) -> list[Link]:
+def why_depends(store: Store, package: str, dependency: str, all_paths: bool = False) -> WhyNode:
     """Why `package`'s closure holds `dependency`: the shortest chain of references from one
-    to the other, or with `all_paths` every reference in the closure that leads there (each
-    path expanded once), each link with the files and bytes that make it."""
+    to the other, or with `all_paths` every reference in the closure that leads there (nearest
+    first), each edge with the files and bytes that make it."""
     closure = set(store.closure([package]))
     if dependency not in closure:
         raise BootstrapError(f"{package} does not depend on {dependency}")
     distance = _distances_to(store, dependency, closure)
-    links: list[Link] = []
-    expanded: set[str] = set()
-    todo = [(package, 0)]
-    while todo:
-        path, depth = todo.pop()
-        if path == dependency or path in expanded:
+    root = WhyNode(package)
+    visited: set[str] = set()
+    todo = [root]
+    while todo:  # in the order the tree prints, so `repeated` marks the later occurrences
+        node = todo.pop()
+        if node.path in visited:
+            node.repeated = True
             continue
-        expanded.add(path)
+        visited.add(node.path)
+        if node.path == dependency and package != dependency:
+            continue
         refs = sorted(
-            (r for r in store.references(path) if r in distance and r != path),
+            (r for r in store.references(node.path) if r in distance and r != node.path),
             key=lambda r: (distance[r], r),
         )
         refs = refs if all_paths else refs[:1]
-        hits = find_hits(store, path, refs)
-        links.extend(Link(path, r, hits[r], depth) for r in refs)
-        todo.extend((r, depth + 1) for r in reversed(refs))
-    return _depth_first(links, package)
+        hits = find_hits(store, node.path, refs)
+        node.edges = [(hits[r], WhyNode(r)) for r in refs]
+        todo.extend(child for _, child in reversed(node.edges))
+    return root
 
 
 def _distances_to(store: Store, target: str, closure: set[str]) -> dict[str, int]:
@@ -136,20 +145,6 @@ def _distances_to(store: Store, target: str, closure: set[str]) -> dict[str, int
                 distance[referrer] = distance[path] + 1
                 queue.append(referrer)
     return distance
-
-
-def _depth_first(links: list[Link], root: str) -> list[Link]:
-    """The links in the order a tree prints them: each link followed by its reference's."""
-    by_referrer: dict[str, list[Link]] = {}
-    for link in links:
-        by_referrer.setdefault(link.referrer, []).append(link)
-    ordered: list[Link] = []
-    todo = list(reversed(by_referrer.get(root, [])))
-    while todo:
-        link = todo.pop()
-        ordered.append(link)
-        todo.extend(reversed(by_referrer.pop(link.reference, [])))
-    return ordered
 
 
 def find_hits(store: Store, path: str, references: list[str]) -> dict[str, tuple[Hit, ...]]:
@@ -204,7 +199,7 @@ def _printable(data: bytes) -> str:
 
 
 def _relative(file: Path, top: Path) -> str:
-    return "" if file == top else os.fspath(file.relative_to(top))
+    return "/" if file == top else os.fspath(file.relative_to(top))
 
 
 # -- size --------------------------------------------------------------------------------
