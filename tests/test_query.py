@@ -15,6 +15,8 @@ from bootstrap.store import Store
 from bootstrap.store.query import package_version
 
 from .conftest import requires_nix, run_cli
+from .engine_fixtures import requires_busybox
+from .test_cli_build import cli_env, make_stages
 from .test_export import nix, nix_copy
 
 STORE_DIR = "/nix/store"
@@ -206,3 +208,37 @@ def test_answers_match_nix(tmp_path):
     assert ours("diff-closures", graph.app, new_app) == real_nix(
         "store", "diff-closures", graph.app, new_app
     )
+
+
+@requires_busybox
+def test_a_built_target_through_its_result_link(tmp_path):
+    """The small real target of test_cli_build: `result` links, outputs and targets name
+    paths as a user types them; drv show OUTPUT shows the derivation that built it."""
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    result = tmp_path / "result"
+    run_cli("run", "--stages", stages, "--out-link", result, env=env)
+    store = Store(tmp_path / "root")
+    greet = store.to_store_path(os.fspath(result))
+    assert os.readlink(result) == os.fspath(store.real_path(greet))
+    hello = next(p for p in store.all_paths() if p.endswith("-hello-1.0"))
+    seed = next(p for p in store.all_paths() if p.endswith("-test-seed"))
+
+    shown = json.loads(run_cli("drv", "show", result, env=env).stdout)
+    assert list(shown) == [store.query_info(greet).deriver]
+    assert shown[store.query_info(greet).deriver]["outputs"]["out"]["path"] == greet
+
+    why = run_cli("why-depends", f"{store.real_path(hello)}/bin/hello", seed, env=env)
+    lines = why.stdout.decode().splitlines()
+    assert lines[0] == hello and lines[-1] == f"    → {seed}"
+    assert lines[1].startswith("└───bin/hello: …") and f"{seed}/bin/sh" in lines[1]
+
+    sized = run_cli("size", "x86_64-linux", "--stages", stages, env=env).stdout.decode()
+    assert {hello, greet, seed} <= {line.split()[0] for line in sized.splitlines()[1:-1]}
+    assert run_cli("size", result, env=env).stdout.decode().splitlines()[1].split()[0] == greet
+
+
+def test_drv_show_of_a_path_without_deriver_is_one_line(graph):
+    result = graph.cli("drv", "show", graph.app, check=False)
+    assert result.returncode == 1 and result.stderr.count(b"\n") == 1
+    assert f"{graph.app}: expected a .drv or an output with a deriver".encode() in result.stderr

@@ -14,7 +14,8 @@ from bootstrap.derivation import (
     read_drv_file,
     show_json,
 )
-from bootstrap.store import default_store_dir
+from bootstrap.errors import BootstrapError
+from bootstrap.store import Store, default_store_dir
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,7 +26,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "show", help="print derivations as JSON in the shape `nix show-derivation` prints"
     )
     show.add_argument(
-        "paths", nargs="+", metavar="PATH.drv", help="a .drv file, or a store path in --store"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a .drv file, or a store path in --store: a .drv, or an output (shows its deriver)",
     )
     add_store_options(show)
     show.set_defaults(func=run_show)
@@ -41,11 +45,30 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _drv_file(path: str, args: argparse.Namespace) -> str:
-    """A path as given if it is a file, else a logical store path mapped into --store."""
-    store_dir = args.store_dir or default_store_dir()
-    if os.path.exists(path) or not path.startswith(store_dir + "/"):
-        return path
-    return os.fspath(open_store(args).real_path(path))
+    """The .drv file to read for `path`: a file outside the store as given; else the store
+    path it names (a logical or physical path, a `result` link), and for an output path the
+    derivation that built it (its deriver), as `nix show-derivation OUTPUT` shows."""
+    if os.path.isfile(path) and os.path.realpath(path).endswith(".drv"):
+        return path  # a derivation file, in a store or not: no store to open
+    try:
+        store = open_store(args, create=False)
+        store_path = store.to_store_path(path)
+    except BootstrapError:
+        if os.path.exists(path):
+            return path
+        raise
+    if not store_path.endswith(".drv"):
+        store_path = _deriver(store, store_path)
+    return os.fspath(store.real_path(store_path))
+
+
+def _deriver(store: Store, output: str) -> str:
+    deriver = store.query_info(output).deriver
+    if deriver is None:
+        raise BootstrapError(f"{output}: expected a .drv or an output with a deriver; it has none")
+    if not store.is_valid(deriver):
+        raise BootstrapError(f"{output}: its deriver {deriver} is not in the store")
+    return deriver
 
 
 def run_show(args: argparse.Namespace) -> int:
