@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,6 +238,11 @@ def test_a_built_target_through_its_result_link(tmp_path):
     sized = run_cli("size", "x86_64-linux", "--stages", stages, env=env).stdout.decode()
     assert {hello, greet, seed} <= {line.split()[0] for line in sized.splitlines()[1:-1]}
     assert run_cli("size", result, env=env).stdout.decode().splitlines()[1].split()[0] == greet
+    in_cwd = subprocess.run(
+        [sys.executable, "-m", "bootstrap", "size", "result"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert in_cwd.stdout.splitlines()[1].split()[0] == greet
 
 
 def test_drv_show_of_a_path_without_deriver_is_one_line(graph):

@@ -4,6 +4,7 @@ path of a closure weighs, and how two closures differ by package."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.store import Store
@@ -88,9 +89,10 @@ def run_size(args: argparse.Namespace) -> int:
 
 
 def _roots(args: argparse.Namespace, store: Store) -> list[str]:
-    """The store path `TARGET` names if it is a path, else the target's stage outputs."""
+    """The store path `TARGET` names if it is a path (`result`, or anything with a '/'),
+    else the target's stage outputs."""
     target = args.target_opt or args.target or ""
-    if "/" in target:
+    if "/" in target or os.path.lexists(target):
         return [_valid(store, target)]
     from bootstrap.export.roots import stage_outputs  # evaluates recipes: only for a target
 
