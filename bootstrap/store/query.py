@@ -5,11 +5,13 @@ differ by package (`nix store diff-closures`). Pure functions of a `Store`; the 
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,50 +150,54 @@ def _distances_to(store: Store, target: str, closure: set[str]) -> dict[str, int
 
 
 def find_hits(store: Store, path: str, references: list[str]) -> dict[str, tuple[Hit, ...]]:
-    """For each of `references`, where the files of `path` mention its hash part."""
+    """For each of `references`, the files of `path` that mention its hash part: the first
+    place in each regular file, or a symlink's target (what nix why-depends reports)."""
     wanted = {split_store_path(r, store.store_dir)[0]: r for r in references}
     hits: dict[str, list[Hit]] = {r: [] for r in references}
     top = store.real_path(path)
-    for file in _walk(top):
-        data, symlink = _file_bytes(file)
-        for hash_part, reference in wanted.items():
-            found = _hits_in(data, hash_part, _relative(file, top))
-            if symlink and found:
-                found = [Hit(found[0].file, os.fsdecode(data), symlink=True)]
-            hits[reference].extend(found)
+    for file, mode in _walk(top):
+        name = _relative(file, top)
+        if stat.S_ISLNK(mode):
+            target = os.readlink(file)
+            for hash_part, reference in wanted.items():
+                if hash_part in target:
+                    hits[reference].append(Hit(name, target, symlink=True))
+        elif stat.S_ISREG(mode):
+            with _mapped(file) as data:
+                for hash_part, reference in wanted.items():
+                    if (hit := _first_hit(data, hash_part, name)) is not None:
+                        hits[reference].append(hit)
     return {r: tuple(h) for r, h in hits.items()}
 
 
-def _walk(top: Path) -> Iterator[Path]:
-    """`top` and everything under it, in name order, without following symlinks."""
+def _walk(top: Path) -> Iterator[tuple[Path, int]]:
+    """`top` and everything under it with its mode, in name order, not following symlinks."""
     todo = [top]
     while todo:
         path = todo.pop()
-        yield path
-        if stat.S_ISDIR(os.lstat(path).st_mode):
+        mode = os.lstat(path).st_mode
+        yield path, mode
+        if stat.S_ISDIR(mode):
             todo.extend(sorted(path.iterdir(), reverse=True))
 
 
-def _file_bytes(path: Path) -> tuple[bytes, bool]:
-    """What a file says: a regular file's contents, a symlink's target, a directory's
-    entry names (Nix's scan sees all three); and whether it is a symlink."""
-    mode = os.lstat(path).st_mode
-    if stat.S_ISLNK(mode):
-        return os.fsencode(os.readlink(path)), True
-    if stat.S_ISDIR(mode):
-        return b"/".join(os.fsencode(n) for n in sorted(os.listdir(path))), False
-    return path.read_bytes(), False
+@contextmanager
+def _mapped(file: Path) -> Iterator[bytes | mmap.mmap]:
+    """A regular file's bytes, mapped rather than read (store files can be hundreds of MB)."""
+    with open(file, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield data
 
 
-def _hits_in(data: bytes, hash_part: str, file: str) -> list[Hit]:
-    needle = hash_part.encode()
-    hits = []
-    start = data.find(needle)
-    while start >= 0:
-        window = data[max(0, start - CONTEXT_BYTES) : start + len(needle) + CONTEXT_BYTES]
-        hits.append(Hit(file, _printable(window)))
-        start = data.find(needle, start + 1)
-    return hits
+def _first_hit(data: bytes | mmap.mmap, hash_part: str, file: str) -> Hit | None:
+    start = data.find(hash_part.encode())
+    if start < 0:
+        return None
+    window = data[max(0, start - CONTEXT_BYTES) : start + len(hash_part) + CONTEXT_BYTES]
+    return Hit(file, _printable(window))
 
 
 def _printable(data: bytes) -> str:
