@@ -14,7 +14,7 @@ from bootstrap.nar import nar_hash
 from bootstrap.signing import fingerprint, read_secret_key
 from bootstrap.store import PathInfo, default_store_dir
 from bootstrap.store.gc import add_root, collect_garbage
-from bootstrap.store.query import closure_size, topo_sort, tree_lines
+from bootstrap.store.query import closure_sizes, topo_sort, tree_lines
 from bootstrap.store.verify import VerifyResult, verify_store
 from bootstrap.storepath import source_path
 
@@ -120,7 +120,7 @@ def run_path_info(args: argparse.Namespace) -> int:
     store = open_store(args)
     paths = [store.to_store_path(p) for p in args.paths]
     infos = [store.query_info(p) for p in (store.closure(paths) if args.recursive else paths)]
-    sizes = {i.path: closure_size(store, i.path) for i in infos} if args.closure_size else {}
+    sizes = closure_sizes(store, paths) if args.closure_size else {}
     if args.json:
         print_json([_info_json(i, sizes.get(i.path)) for i in infos])
     else:

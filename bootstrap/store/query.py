@@ -22,9 +22,17 @@ from bootstrap.storepath import split_store_path
 CONTEXT_BYTES = 32  # bytes shown either side of a reference, as nix why-depends shows them
 
 
-def closure_size(store: Store, path: str) -> int:
-    """The NAR size of `path`'s closure (Nix's `closureSize`)."""
-    return sum(store.query_info(p).nar_size for p in store.closure([path]))
+def closure_sizes(store: Store, roots: Iterable[str]) -> dict[str, int]:
+    """The NAR size of the closure of every path in the closure of `roots` (Nix's
+    `closureSize`), each path's references read once: closures are built dependencies
+    first."""
+    paths = store.closure(roots)
+    references = {p: set(store.references(p)) for p in paths}
+    nar_size = {p: store.query_info(p).nar_size for p in paths}
+    closures: dict[str, frozenset[str]] = {}
+    for path in reversed(topo_sort(store, paths)):
+        closures[path] = frozenset({path}).union(*(closures[r] for r in references[path] - {path}))
+    return {p: sum(nar_size[q] for q in closure) for p, closure in closures.items()}
 
 
 def topo_sort(store: Store, paths: Iterable[str]) -> list[str]:
@@ -223,10 +231,8 @@ class SizeRow:
 def size_rows(store: Store, roots: Iterable[str]) -> list[SizeRow]:
     """Every path in the closure of `roots` with its own and closure size, largest closure
     first (as `guix size` sorts them), then by path."""
-    rows = [
-        SizeRow(p, store.query_info(p).nar_size, closure_size(store, p))
-        for p in store.closure(roots)
-    ]
+    sizes = closure_sizes(store, roots)
+    rows = [SizeRow(p, store.query_info(p).nar_size, size) for p, size in sizes.items()]
     return sorted(rows, key=lambda row: (-row.closure, row.path))
 
 
