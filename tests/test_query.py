@@ -168,6 +168,20 @@ def make_graph_in(store: Store, tmp: Path, version: str, big: int) -> str:
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def nix_on(dest: Path, home: Path):
+    """Run `nix CMD ARGS` or `nix-store ARGS` on the chroot store at `dest`; colours removed."""
+
+    def run(*args: str) -> str:
+        if args[0] == "nix-store":
+            command = ("nix-store", "--store", str(dest), *args[1:])
+        else:
+            new = ("--extra-experimental-features", "nix-command", "--store", f"local?root={dest}")
+            command = ("nix", args[0], *new, *args[1:])
+        return ANSI.sub("", nix(*command, home=home))
+
+    return run
+
+
 @requires_nix
 def test_answers_match_nix(tmp_path):
     """The same paths copied into a Nix 2.8 chroot store: path-info -S, nix-store --query,
@@ -180,11 +194,7 @@ def test_answers_match_nix(tmp_path):
     dest = tmp_path / "nix"
     nix_copy(tmp_path / "cache", dest, [graph.app, new_app])
 
-    def real_nix(*args: str) -> str:
-        new = ("--extra-experimental-features", "nix-command", "--store", f"local?root={dest}")
-        command = ("nix", *args[:1], *new, *args[1:]) if args[0] != "nix-store" else (
-            "nix-store", "--store", str(dest), *args[1:])  # fmt: skip
-        return ANSI.sub("", nix(*command, home=tmp_path / "nix-home"))
+    real_nix = nix_on(dest, tmp_path / "nix-home")
 
     def ours(*args: str) -> str:
         return graph.cli(*args).stdout.decode()
@@ -247,3 +257,39 @@ def test_drv_show_of_a_path_without_deriver_is_one_line(graph):
     result = graph.cli("drv", "show", graph.app, check=False)
     assert result.returncode == 1 and result.stderr.count(b"\n") == 1
     assert f"{graph.app}: expected a .drv or an output with a deriver".encode() in result.stderr
+
+
+@requires_nix
+@requires_busybox
+def test_built_paths_answer_as_nix_answers(tmp_path):
+    """Real built outputs (a target built under /nix/store, exported, `nix copy`d into a
+    chroot store): path-info -S -r JSON with derivers, the tree and why-depends as Nix's."""
+    stages = make_stages(tmp_path)
+    env = {**cli_env(tmp_path), "BOOTSTRAP_STORE_DIR": STORE_DIR}
+    run_cli("run", "--stages", stages, "--no-out-link", env=env)
+    store = Store(tmp_path / "root", STORE_DIR)
+    hello = next(p for p in store.all_paths() if p.endswith("-hello-1.0"))
+    seed = next(p for p in store.all_paths() if p.endswith("-test-seed"))
+    run_cli("export", hello, "--to", tmp_path / "cache", "--compression", "none",
+            "--no-drvs", "--no-logs", env=env)  # fmt: skip
+    dest = tmp_path / "nix"
+    nix_copy(tmp_path / "cache", dest, [hello])
+    real_nix = nix_on(dest, tmp_path / "nix-home")
+
+    def ours(*args: str) -> str:
+        return run_cli(*args, env=env).stdout.decode()
+
+    theirs = json.loads(real_nix("path-info", "--json", "-S", "-r", hello))
+    mine = {
+        e["path"]: e for e in json.loads(ours("store", "path-info", "--json", "-S", "-r", hello))
+    }
+    assert len(theirs) == len(mine) >= 2
+    for entry in theirs:
+        for field in ("narHash", "narSize", "references", "closureSize", "deriver"):
+            assert mine[entry["path"]][field] == entry.get(field), field
+    for flag in ("--tree", "--requisites"):
+        assert ours("store", "query", flag, hello) == real_nix("nix-store", "--query", flag, hello)
+    for extra in ((), ("--all",)):
+        assert ours("why-depends", *extra, hello, seed) == real_nix(
+            "why-depends", "--precise", *extra, hello, seed
+        )
