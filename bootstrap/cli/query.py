@@ -8,7 +8,7 @@ import os
 
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.store import Store
-from bootstrap.store.query import Hit, WhyNode, diff_closures, size_rows, why_depends
+from bootstrap.store.query import TREE, Hit, WhyNode, diff_closures, size_rows, why_depends
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,14 +60,12 @@ def _print_why(root: WhyNode, every_hit: bool) -> None:
             continue
         node, pad = item
         print(f"{pad}{'→ ' if pad else ''}{node.path}")
-        tail = pad  # a node's hits line up under its own arrow
         for i, (hits, child) in reversed(list(enumerate(node.edges))):
-            last = i == len(node.edges) - 1
-            todo.append((child, tail + ("    " if last else "│   ")))
+            branch, below = TREE[i == len(node.edges) - 1]
+            todo.append((child, pad + below))
             shown = hits if every_hit else hits[:1]
             for j, hit in reversed(list(enumerate(shown))):
-                branch = ("└───" if last else "├───") if j == 0 else ("    " if last else "│   ")
-                todo.append(f"{tail}{branch}{_describe(hit)}")
+                todo.append(f"{pad}{branch if j == 0 else below}{_describe(hit)}")
 
 
 def _describe(hit: Hit) -> str:

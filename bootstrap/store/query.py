@@ -20,6 +20,8 @@ from bootstrap.store.store import Store
 from bootstrap.storepath import split_store_path
 
 CONTEXT_BYTES = 32  # bytes shown either side of a reference, as nix why-depends shows them
+# is-last-child -> (the branch to a child, the pad under it), as Nix 2.8 draws trees
+TREE = {False: ("├───", "│   "), True: ("└───", "    ")}
 
 
 def closure_sizes(store: Store, roots: Iterable[str]) -> dict[str, int]:
@@ -55,7 +57,14 @@ def topo_sort(store: Store, paths: Iterable[str]) -> list[str]:
     return order[::-1]
 
 
-def _enter(store, path, items, seen, stack) -> None:
+def _enter(
+    store: Store,
+    path: str,
+    items: set[str],
+    seen: set[str],
+    stack: list[tuple[str, Iterator[str]]],
+) -> None:
+    """Push `path` on the walk's stack, with its references among `items`, unless seen."""
     if path not in seen:
         seen.add(path)
         refs = [r for r in store.references(path) if r != path and r in items]
@@ -77,14 +86,8 @@ def tree_lines(store: Store, root: str) -> list[str]:
         lines.append(f"{first_pad}{path}")
         refs = topo_sort(store, store.references(path))[::-1]
         for i, ref in reversed(list(enumerate(refs))):
-            last = i == len(refs) - 1
-            todo.append(
-                (
-                    ref,
-                    tail_pad + ("└───" if last else "├───"),
-                    tail_pad + ("    " if last else "│   "),
-                )
-            )
+            branch, below = TREE[i == len(refs) - 1]
+            todo.append((ref, tail_pad + branch, tail_pad + below))
     return lines
 
 
@@ -105,12 +108,11 @@ class Hit:
 @dataclass
 class WhyNode:
     """A path in a why-depends tree: each edge holds where this path's files mention the
-    reference, and the reference's own node. A path met again (`repeated`) is not expanded
-    twice, as nix why-depends shows it."""
+    reference, and the reference's own node. A path met again has no edges the second time
+    (it is expanded once, as nix why-depends shows it)."""
 
     path: str
     edges: list[tuple[tuple[Hit, ...], WhyNode]] = field(default_factory=list)
-    repeated: bool = False
 
 
 def why_depends(store: Store, package: str, dependency: str, all_paths: bool = False) -> WhyNode:
@@ -124,14 +126,11 @@ def why_depends(store: Store, package: str, dependency: str, all_paths: bool = F
     root = WhyNode(package)
     visited: set[str] = set()
     todo = [root]
-    while todo:  # in the order the tree prints, so `repeated` marks the later occurrences
+    while todo:  # in the order the tree prints, so a path is expanded where it first shows
         node = todo.pop()
-        if node.path in visited:
-            node.repeated = True
+        if node.path in visited or node.path == dependency:
             continue
         visited.add(node.path)
-        if node.path == dependency and package != dependency:
-            continue
         refs = sorted(
             (r for r in store.references(node.path) if r in distance and r != node.path),
             key=lambda r: (distance[r], r),
