@@ -39,10 +39,9 @@ def test_light_commands_do_not_load_the_builder(tmp_path, argv):
         "    pass\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
-    )
-    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=False)
+    stderr = result.stderr.decode()  # stdout may be a NAR: bytes, not text
+    assert stderr.strip().splitlines()[-1] == "[]", stderr
 
 
 def test_help_and_typos_still_see_every_command():
