@@ -10,26 +10,28 @@ to its open directory.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash, check_algo
 
 MAGIC = "nix-archive-1"
-CHUNK = 1 << 20
+BUFFER = 1 << 17  # file contents move through one reused buffer of this size
+_U64 = struct.Struct("<Q")
 _PADDING = b"\0" * 8
 
 
 def _string(data: bytes) -> bytes:
     """A NAR string: u64 little-endian length, the bytes, zero padding to 8."""
-    return struct.pack("<Q", len(data)) + data + _PADDING[: -len(data) % 8]
+    return _U64.pack(len(data)) + data + _PADDING[: -len(data) % 8]
 
 
 def _strings(*words: str) -> bytes:
@@ -38,8 +40,8 @@ def _strings(*words: str) -> bytes:
 
 _HEAD = _strings(MAGIC)
 _OPEN_REGULAR = _strings("(", "type", "regular")
-_EXECUTABLE = _strings("executable", "")
-_CONTENTS = _strings("contents")
+_REGULAR_CONTENTS = _OPEN_REGULAR + _strings("contents")
+_EXECUTABLE_CONTENTS = _OPEN_REGULAR + _strings("executable", "", "contents")
 _CLOSE = _strings(")")
 _OPEN_SYMLINK = _strings("(", "type", "symlink", "target")
 _OPEN_DIRECTORY = _strings("(", "type", "directory")
@@ -84,8 +86,9 @@ def _sorted_names(fd: int) -> Iterator[bytes]:
     return iter(sorted(map(os.fsencode, os.listdir(fd))))
 
 
-def _write_tree(root: bytes, st: os.stat_result, write: Callable[[bytes], object]) -> None:
+def _write_tree(root: bytes, st: os.stat_result, sink: _Sink) -> None:
     """Serialise the directory `root`: entries depth first, each directory's sorted by name."""
+    write = sink.write
     fd = _open_dir(root, None)
     stack = [_Frame(root, st, _sorted_names(fd))]
     write(_OPEN_DIRECTORY)
@@ -100,29 +103,31 @@ def _write_tree(root: bytes, st: os.stat_result, write: Callable[[bytes], object
                     fd = _climb(fd, stack[-1])
                 continue
             st = os.lstat(name, dir_fd=fd)
-            write(_OPEN_ENTRY + _string(name) + _NODE)
+            entry = _OPEN_ENTRY + _string(name) + _NODE
             if stat.S_ISDIR(st.st_mode):
                 child = _open_dir(name, fd)
                 os.close(fd)
                 fd = child
                 stack.append(_Frame(top.path + b"/" + name, st, _sorted_names(fd)))
-                write(_OPEN_DIRECTORY)
+                write(entry + _OPEN_DIRECTORY)
             else:
-                _write_leaf(top.path, name, st, fd, write)
-                write(_CLOSE)
+                _write_leaf(top.path, name, st, fd, sink, entry, _CLOSE)
     finally:
         os.close(fd)
 
 
 def _write_leaf(
-    where: bytes, name: bytes, st: os.stat_result, dir_fd: int | None, write: Callable
-) -> None:
-    """A regular file or symlink `name` in the directory `dir_fd` (`where`, for messages)."""
+    where: bytes, name: bytes, st: os.stat_result, dir_fd: int | None, sink: _Sink,
+    before: bytes, after: bytes,
+) -> None:  # fmt: skip
+    """A regular file or symlink `name` in the directory `dir_fd` (`where`, for messages), its
+    node written between `before` and `after` (the NAR's start or its entry, written with it)."""
     mode = st.st_mode
     if stat.S_ISREG(mode):
-        _write_regular(where, name, st, dir_fd, write)
+        _write_regular(where, name, st, dir_fd, sink, before, after)
     elif stat.S_ISLNK(mode):
-        write(_OPEN_SYMLINK + _string(os.readlink(name, dir_fd=dir_fd)) + _CLOSE)
+        target = os.readlink(name, dir_fd=dir_fd)
+        sink.write(before + _OPEN_SYMLINK + _string(target) + _CLOSE + after)
     else:
         kind = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "device"
         raise BootstrapError(
@@ -136,26 +141,22 @@ def _join(where: bytes, name: bytes) -> str:
 
 
 def _write_regular(
-    where: bytes, name: bytes, st: os.stat_result, dir_fd: int | None, write: Callable
-) -> None:
-    head = _OPEN_REGULAR + (_EXECUTABLE if st.st_mode & 0o100 else b"") + _CONTENTS
+    where: bytes, name: bytes, st: os.stat_result, dir_fd: int | None, sink: _Sink,
+    before: bytes, after: bytes,
+) -> None:  # fmt: skip
+    head = _EXECUTABLE_CONTENTS if st.st_mode & 0o100 else _REGULAR_CONTENTS
     size = st.st_size
-    tail = _PADDING[: -size % 8] + _CLOSE
+    tail = _PADDING[: -size % 8] + _CLOSE + after
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        if size <= CHUNK:  # the common case: one read, one write
+        if size <= BUFFER:  # the common case: one read, one write
             data = os.read(fd, size)
             _check_size(where, name, len(data), size)
-            write(head + struct.pack("<Q", size) + data + tail)
+            sink.write(b"".join((before, head, _U64.pack(size), data, tail)))
             return
-        write(head + struct.pack("<Q", size))
-        remaining = size
-        while remaining > 0:
-            chunk = os.read(fd, min(CHUNK, remaining))
-            _check_size(where, name, len(chunk), min(CHUNK, remaining))
-            write(chunk)
-            remaining -= len(chunk)
-        write(tail)
+        sink.write(before + head + _U64.pack(size))
+        _check_size(where, name, sink.copy(fd, size), size)
+        sink.write(tail)
     finally:
         os.close(fd)
 
@@ -165,85 +166,226 @@ def _check_size(where: bytes, name: bytes, got: int, expected: int) -> None:
         raise BootstrapError(f"{_join(where, name)}: file changed size while being archived")
 
 
-def serialise(path: Path | str, write: Callable[[bytes], object]) -> None:
-    """Serialise the tree at `path` as a NAR, handing the bytes to `write` in order."""
+class _Sink:
+    """Where a NAR goes: `write` takes its bytes; `copy` moves `size` bytes of file contents
+    from the open file `fd` and returns how many there were (fewer if the file shrank).
+
+    This one hands `write` fresh bytes objects, which it may keep."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self.write = write
+
+    def copy(self, fd: int, size: int) -> int:
+        done = 0
+        while done < size and (data := os.read(fd, min(BUFFER, size - done))):
+            self.write(data)
+            done += len(data)
+        return done
+
+
+class _HashSink(_Sink):
+    """Feeds a hasher straight from one reused buffer, counting the bytes."""
+
+    def __init__(self, hasher) -> None:
+        self.hasher = hasher
+        self.size = 0
+        self.buffer = memoryview(bytearray(BUFFER))
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        self.hasher.update(data)
+
+    def copy(self, fd: int, size: int) -> int:
+        update, buffer = self.hasher.update, self.buffer
+        done = 0
+        while done < size and (got := os.readv(fd, [buffer[: size - done]])):
+            update(buffer[:got])
+            done += got
+        self.size += done
+        return done
+
+
+class _FdSink(_Sink):
+    """Writes to a file descriptor: small writes gathered in one buffer, file contents moved
+    by the kernel (`os.sendfile`) where it can, else through another."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.out = open(fd, "wb", buffering=BUFFER, closefd=False)  # noqa: SIM115
+        self.write = self.out.write
+        self.buffer = memoryview(bytearray(BUFFER))
+
+    def copy(self, fd: int, size: int) -> int:
+        self.out.flush()
+        done = 0
+        try:
+            while done < size and (sent := os.sendfile(self.fd, fd, done, size - done)):
+                done += sent
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.ENOSYS) or done:
+                raise
+            while done < size and (got := os.readv(fd, [self.buffer[: size - done]])):
+                _write_all(self.fd, self.buffer[:got])
+                done += got
+        return done
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _serialise(path: Path | str, sink: _Sink) -> None:
     raw = os.fsencode(path)
     try:
         st = os.lstat(raw)
     except FileNotFoundError:
         raise BootstrapError(f"{path}: no such file or directory") from None
-    write(_HEAD)
     if stat.S_ISDIR(st.st_mode):
-        _write_tree(raw, st, write)
+        sink.write(_HEAD)
+        _write_tree(raw, st, sink)
     else:
-        _write_leaf(b"", raw, st, None, write)
+        _write_leaf(b"", raw, st, None, sink, _HEAD, b"")
 
 
-def dump(path: Path | str, out: BinaryIO) -> None:
-    """Write the NAR of `path` to a binary stream."""
-    serialise(path, out.write)
+def serialise(path: Path | str, write: Callable[[bytes], object]) -> None:
+    """Serialise the tree at `path` as a NAR, handing the bytes to `write` in order."""
+    _serialise(path, _Sink(write))
+
+
+def dump(path: Path | str, out: io.BufferedIOBase) -> None:
+    """Write the NAR of `path` to a binary stream (straight to its file descriptor if it has
+    one, flushed first)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError):  # io.UnsupportedOperation is an OSError
+        serialise(path, out.write)
+        return
+    out.flush()
+    sink = _FdSink(fd)
+    _serialise(path, sink)
+    sink.out.flush()
 
 
 def nar_hash(path: Path | str, algo: str = "sha256") -> tuple[Hash, int]:
     """The NAR hash and NAR size of `path`, without materialising the archive."""
-    hasher = hashlib.new(check_algo(algo))
-    size = 0
-
-    def feed(data: bytes) -> None:
-        nonlocal size
-        size += len(data)
-        hasher.update(data)
-
-    serialise(path, feed)
-    return Hash(algo, hasher.digest()), size
+    sink = _HashSink(hashlib.new(check_algo(algo)))
+    _serialise(path, sink)
+    return Hash(algo, sink.hasher.digest()), sink.size
 
 
 class _Reader:
-    """Reads NAR strings from a stream, failing with a clear message on malformed input."""
+    """Reads NAR strings from a stream through its own buffer, failing with a clear message on
+    malformed input. `umask` is the process's, read once: file modes it would not strip are
+    set when the file is created."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: io.BufferedIOBase) -> None:
         self.stream = stream
-        self.offset = 0
+        self.buf = b""
+        self.pos = 0
+        self.base = 0  # the stream offset of buf[0]
+        self.umask = _umask()
 
-    def exact(self, size: int) -> bytes:
-        data = self.stream.read(size)
-        if len(data) != size:
-            raise BootstrapError(f"NAR ends early at byte {self.offset + len(data)}")
-        self.offset += size
-        return data
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def _fill(self, size: int) -> None:
+        """Make `size` bytes available from `pos`, or fail at the end of the stream."""
+        parts = [self.buf[self.pos :]]
+        self.base += self.pos
+        self.pos = 0
+        have = len(parts[0])
+        while have < size:
+            data = self.stream.read(max(BUFFER, size - have))
+            if not data:
+                raise BootstrapError(f"NAR ends early at byte {self.base + have}")
+            parts.append(data)
+            have += len(data)
+        self.buf = b"".join(parts)
 
     def length(self) -> int:
-        return struct.unpack("<Q", self.exact(8))[0]
+        if self.pos + 8 > len(self.buf):
+            self._fill(8)
+        self.pos += 8
+        return _U64.unpack_from(self.buf, self.pos - 8)[0]
 
     def padding(self, size: int) -> None:
-        if self.exact(-size % 8).strip(b"\0"):
+        pad = -size % 8
+        if self.pos + pad > len(self.buf):
+            self._fill(pad)
+        self.pos += pad
+        if self.buf[self.pos - pad : self.pos].strip(b"\0"):
             raise BootstrapError(f"NAR has non-zero padding before byte {self.offset}")
 
     def string(self, limit: int = 4096) -> bytes:
         size = self.length()
         if size > limit:
             raise BootstrapError(f"NAR string at byte {self.offset} is implausibly long ({size})")
-        data = self.exact(size)
+        if self.pos + size > len(self.buf):
+            self._fill(size)
+        data = self.buf[self.pos : self.pos + size]
+        self.pos += size
         self.padding(size)
         return data
 
     def expect(self, *words: str) -> None:
-        for word in words:
+        token = _TOKENS.get(words) or _TOKENS.setdefault(words, _strings(*words))
+        if self.buf.startswith(token, self.pos):
+            self.pos += len(token)
+            return
+        for word in words:  # across a buffer boundary, or not there: word by word
             got = self.string()
             if got != word.encode():
                 raise BootstrapError(
                     f"NAR byte {self.offset}: expected {word!r}, found {got[:40]!r}"
                 )
 
-    def copy_contents(self, out: BinaryIO) -> None:
+    def copy_contents(self, fd: int) -> None:
+        """Write a contents string to the file `fd`: what is buffered, then the rest read
+        through one reused buffer."""
         remaining = size = self.length()
-        while remaining:
-            out.write(self.exact(min(CHUNK, remaining)))
-            remaining -= min(CHUNK, remaining)
+        now = min(size, len(self.buf) - self.pos)
+        if now:
+            _write_all(fd, memoryview(self.buf)[self.pos : self.pos + now])
+            self.pos += now
+            remaining -= now
+        if remaining:
+            self._copy_unbuffered(fd, remaining)
         self.padding(size)
 
+    def _copy_unbuffered(self, fd: int, remaining: int) -> None:
+        self.base += self.pos + remaining
+        self.buf, self.pos = b"", 0
+        buffer = memoryview(bytearray(min(BUFFER, remaining)))
+        while remaining:
+            got = self.stream.readinto(buffer[: min(len(buffer), remaining)])
+            if not got:
+                raise BootstrapError(f"NAR ends early at byte {self.base - remaining}")
+            _write_all(fd, buffer[:got])
+            remaining -= got
 
-def restore(stream: BinaryIO, dest: Path | str) -> None:
+    def at_end(self) -> bool:
+        return self.pos == len(self.buf) and not self.stream.read(1)
+
+
+_TOKENS: dict[tuple[str, ...], bytes] = {}
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777  # unknown: every mode is set explicitly
+
+
+def restore(stream: io.BufferedIOBase, dest: Path | str) -> None:
     """Recreate the tree held in a NAR stream at `dest`, which must not exist yet.
 
     Trees of any depth restore without recursion; on any error nothing is left at `dest`.
@@ -270,7 +412,7 @@ def _restore_stream(reader: _Reader, path: bytes) -> None:
         _restore_tree(reader, path)
     else:
         _restore_leaf(reader, kind, path, None)
-    if reader.stream.read(1):
+    if not reader.at_end():
         raise BootstrapError(f"NAR has trailing data after byte {reader.offset}")
 
 
@@ -343,11 +485,15 @@ def _restore_regular(reader: _Reader, name: bytes, dir_fd: int | None) -> None:
         tag = reader.string()
     if tag != b"contents":
         raise BootstrapError(f"NAR byte {reader.offset}: expected 'contents', found {tag[:40]!r}")
+    mode = 0o755 if executable else 0o644
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
-    with open(fd, "wb") as out:
-        reader.copy_contents(out)
-        os.fchmod(fd, 0o755 if executable else 0o644)
+    fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    try:
+        reader.copy_contents(fd)
+        if reader.umask & mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     reader.expect(")")
 
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bootstrap.errors import BootstrapError
-from bootstrap.nar import dump, nar_hash, restore
+from bootstrap.hashing import Hash
+from bootstrap.nar import BUFFER, dump, nar_hash, restore
 
 from .conftest import requires_nix
 from .trees import materialise, trees
@@ -120,3 +121,29 @@ def test_real_tree_matches_nix(tmp_path):
     src = src if src.exists() else Path("/usr/lib/python3/dist-packages/debian")
     expected = subprocess.run(["nix-store", "--dump", src], capture_output=True, check=True).stdout
     assert nar_bytes(src) == expected
+
+
+@requires_nix
+def test_files_around_the_buffer_size_match_nix(tmp_path):
+    """Contents at, just past and well past the reused buffer: hashed through it, dumped to a
+    file descriptor by sendfile, restored partly from the reader's buffer and partly not."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for size in (0, 7, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 5):
+        (src / f"f{size}").write_bytes(os.urandom(size))
+    (src / "x").write_bytes(os.urandom(BUFFER + 9))
+    (src / "x").chmod(0o755)
+    expected = subprocess.run(["nix-store", "--dump", src], capture_output=True, check=True).stdout
+    with open(tmp_path / "ours.nar", "wb") as out:
+        dump(src, out)
+    assert (tmp_path / "ours.nar").read_bytes() == expected
+    assert nar_bytes(src) == expected
+    nix_hash = subprocess.run(
+        ["nix-hash", "--type", "sha256", "--base32", src], capture_output=True, text=True
+    ).stdout.strip()
+    assert nar_hash(src) == (Hash.parse(nix_hash, "sha256"), len(expected))
+    with open(tmp_path / "ours.nar", "rb") as stream:
+        restore(stream, tmp_path / "copy")
+    assert nar_bytes(tmp_path / "copy") == expected
+    assert os.stat(tmp_path / "copy" / "x").st_mode & 0o777 == 0o755
+    assert os.stat(tmp_path / "copy" / "f7").st_mode & 0o777 == 0o644
