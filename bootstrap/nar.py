@@ -16,6 +16,7 @@ import io
 import os
 import stat
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,8 @@ def _climb(fd: int, parent: _Frame) -> int:
 
 
 def _sorted_names(fd: int) -> Iterator[bytes]:
-    return iter(sorted(map(os.fsencode, os.listdir(fd))))
+    encoding = sys.getfilesystemencoding()
+    return iter(sorted([name.encode(encoding, "surrogateescape") for name in os.listdir(fd)]))
 
 
 def _write_tree(root: bytes, st: os.stat_result, sink: _Sink) -> None:
@@ -110,6 +112,8 @@ def _write_tree(root: bytes, st: os.stat_result, sink: _Sink) -> None:
                 fd = child
                 stack.append(_Frame(top.path + b"/" + name, st, _sorted_names(fd)))
                 write(entry + _OPEN_DIRECTORY)
+            elif stat.S_ISREG(st.st_mode):  # most entries: no stop in _write_leaf
+                _write_regular(top.path, name, st, fd, sink, entry, _CLOSE)
             else:
                 _write_leaf(top.path, name, st, fd, sink, entry, _CLOSE)
     finally:
@@ -150,8 +154,9 @@ def _write_regular(
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         if size <= BUFFER:  # the common case: one read, one write
-            data = os.read(fd, size)
-            _check_size(where, name, len(data), size)
+            data = os.read(fd, size) if size else b""
+            if len(data) != size:
+                _check_size(where, name, len(data), size)
             sink.write(b"".join((before, head, _U64.pack(size), data, tail)))
             return
         sink.write(before + head + _U64.pack(size))
