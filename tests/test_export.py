@@ -234,7 +234,7 @@ def test_bad_input_is_a_one_line_error(built, tmp_path):
     (other_dir / "nix-cache-info").write_text(cache_info_text("/bootstrap/store"))
     for args, message in (
         ((missing,), b"is not a valid path in the store"),
-        (("/tmp/not-a-store-path",), b"is not in the store /nix/store"),
+        (("/tmp/not-a-store-path",), b"/tmp/not-a-store-path: not in the store /nix/store"),
         (("aarch64-darwin",), b"target 'aarch64-darwin' cannot be built on this"),
         (("x86_64-linux", "--until", "stage9"), b"unknown stage 'stage9'"),
     ):
