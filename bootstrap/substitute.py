@@ -15,7 +15,6 @@ tried.
 from __future__ import annotations
 
 import bz2
-import hashlib
 import io
 import lzma
 import urllib.parse
@@ -26,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
-from bootstrap.hashing import Hash
 from bootstrap.nar import restore
 from bootstrap.narinfo import NarInfo, parse_narinfo
 from bootstrap.signing import PublicKey, any_signature_valid
 from bootstrap.store import PathInfo, Store
 from bootstrap.store.canonical import remove_tree
 from bootstrap.storepath import split_store_path
+from bootstrap.streams import CountingReader
 
 CONNECT_SECONDS = 10
 STALL_SECONDS = 30  # no byte for this long: the download is given up
@@ -212,42 +211,6 @@ def _skipping(chunks: Iterator[bytes], skip: int) -> Iterator[bytes]:
 # -- the checked stream ---------------------------------------------------------------------
 
 
-class _CountedReader(io.RawIOBase):
-    """A stream over `chunks` that hashes and counts what passes and stops past `limit`."""
-
-    def __init__(self, chunks: Iterator[bytes], limit: int | None, what: str) -> None:
-        self.chunks = chunks
-        self.limit = limit
-        self.what = what
-        self.hasher = hashlib.sha256()
-        self.size = 0
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self.pending:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                return 0
-            self._count(chunk)
-            self.pending = chunk
-        taken = self.pending[: len(buffer)]
-        buffer[: len(taken)] = taken
-        self.pending = self.pending[len(taken) :]
-        return len(taken)
-
-    def _count(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.limit is not None and self.size > self.limit:
-            raise SubstituteError(f"{self.what}: more than the {self.limit} bytes declared")
-        self.hasher.update(chunk)
-
-    def digest(self) -> Hash:
-        return Hash("sha256", self.hasher.digest())
-
-
 def _decompressed(raw: io.RawIOBase, compression: str) -> io.BufferedIOBase | io.RawIOBase:
     buffered = io.BufferedReader(raw, _CHUNK)
     if compression == "xz":
@@ -269,15 +232,14 @@ def _chunks_of(stream) -> Iterator[bytes]:
 def restore_nar(cache: BinaryCache, info: NarInfo, dest: Path) -> None:
     """Stream, decompress and restore one NAR, checking every declared hash and size."""
     where = f"{cache.url}/{info.url}"
-    compressed = _CountedReader(cache.nar_chunks(info), info.file_size, where)
+    compressed = CountingReader(cache.nar_chunks(info), info.file_size, where)
     try:
         decompressed = _decompressed(compressed, info.compression)
-        nar = _CountedReader(_chunks_of(decompressed), info.nar_size, f"{where} (NAR)")
+        nar = CountingReader(_chunks_of(decompressed), info.nar_size, f"{where} (NAR)")
         restore(io.BufferedReader(nar, _CHUNK), dest)
         if nar.read(1):
             raise SubstituteError(f"{where}: bytes after the end of the NAR")
-        while compressed.readinto(bytearray(_CHUNK)):
-            pass  # the rest of the file, so FileHash covers all of it
+        compressed.drain(_CHUNK)  # the rest of the file, so FileHash covers all of it
     except (lzma.LZMAError, OSError, EOFError) as err:
         raise SubstituteError(f"{where}: cannot decompress ({info.compression}): {err}") from None
     _check(where, "NarSize", nar.size, info.nar_size)

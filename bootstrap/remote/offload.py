@@ -21,10 +21,9 @@ paths it completely received (Nix adds a path atomically).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -42,7 +41,6 @@ from bootstrap.builtins import BUILTINS
 from bootstrap.derivation import Derivation
 from bootstrap.elf.fixup import fixup_output
 from bootstrap.errors import BootstrapError
-from bootstrap.hashing import Hash
 from bootstrap.nar import restore, serialise
 from bootstrap.remote.machines import Machine
 from bootstrap.remote.serve import BuildSettings, RemotePathInfo, ServeConnection
@@ -51,6 +49,7 @@ from bootstrap.store import PathInfo, Store
 from bootstrap.store.canonical import remove_tree
 from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
+from bootstrap.streams import CountingReader
 
 # env key, as Nix's: the features a machine must support to build the derivation
 REQUIRED_FEATURES = "requiredSystemFeatures"
@@ -188,11 +187,10 @@ def _receive(store, connection, drv, name, info: RemotePathInfo, tree: Path, can
     stranger = [r for r in info.references if r not in candidates.values()]
     if stranger:
         raise BuildError(f"{where}: it references {stranger[0]}, which is not an input")
-    reader = _HashingReader(connection.dump_store_path(info.path, info.nar_size))
+    reader = CountingReader(connection.dump_store_path(info.path, info.nar_size))
     restore(io.BufferedReader(reader, 1 << 17), tree)
-    while reader.readinto(bytearray(1 << 17)):
-        pass  # the rest of the declared size: the connection stays in step
-    digest = Hash("sha256", reader.hasher.digest())
+    reader.drain()  # the rest of the declared size: the connection stays in step
+    digest = reader.digest()
     if digest != info.nar_hash:
         raise BuildError(f"{where}: NAR hash {digest}, but the remote declared {info.nar_hash}")
     found = scan_tree(tree, candidates)[2]
@@ -251,27 +249,3 @@ def _path_info(drv: Derivation, name: str, info: RemotePathInfo, drv_path: str) 
     out = drv.outputs[name]
     ca = f"fixed:{'r:' if out.recursive else ''}{out.fixed_hash()}" if out.is_fixed else None
     return PathInfo(info.path, info.nar_hash, info.nar_size, info.references, drv_path, ca)
-
-
-class _HashingReader(io.RawIOBase):
-    """A stream over NAR chunks that hashes everything passing through."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.hasher = hashlib.sha256()
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self.pending:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                return 0
-            self.hasher.update(chunk)
-            self.pending = chunk
-        taken = self.pending[: len(buffer)]
-        buffer[: len(taken)] = taken
-        self.pending = self.pending[len(taken) :]
-        return len(taken)
