@@ -20,6 +20,7 @@ from pathlib import Path
 from bootstrap.build import BuildOptions
 from bootstrap.derivation import Derivation, read_drv_file
 from bootstrap.errors import BootstrapError
+from bootstrap.graphs import dependencies_first
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import PathInfo, Store
 from bootstrap.store.canonical import remove_tree
@@ -162,7 +163,10 @@ def _sort_deleted(
 def _put_back(store: Store, plan: _Plan, held: Path, result: RepairResult) -> None:
     """Register the set-aside paths again, references first; one whose references did not
     all come back is deleted."""
-    for path in _references_first(plan.held, plan.infos):
+    order = dependencies_first(
+        plan.held, lambda path: plan.infos[path].references, within=set(plan.held)
+    )
+    for path in order:
         info = plan.infos[path]
         if store.is_valid(path):  # the rebuild made it again (its drv was an input)
             result.restored.append(path)
@@ -179,20 +183,3 @@ def _put_back(store: Store, plan: _Plan, held: Path, result: RepairResult) -> No
             result.restored.append(path)
         else:
             result.removed.append(path)
-
-
-def _references_first(paths: list[str], infos: dict[str, PathInfo]) -> list[str]:
-    wanted, order, done = set(paths), [], set()
-
-    def visit(path: str) -> None:
-        if path in done:
-            return
-        done.add(path)
-        for ref in infos[path].references:
-            if ref in wanted:
-                visit(ref)
-        order.append(path)
-
-    for path in paths:
-        visit(path)
-    return order

@@ -40,6 +40,7 @@ from bootstrap.build import (
 from bootstrap.derivation import Derivation, add_to_store, drv_path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import progress_wanted
+from bootstrap.graphs import dependencies_first
 from bootstrap.remote.machines import Machine
 from bootstrap.remote.offload import build_remotely, not_offloadable, required_features
 from bootstrap.remote.ssh import RemoteUnavailable
@@ -61,19 +62,7 @@ class BuildGraph:
 
     def topological(self, roots: Iterable[str] | None = None) -> list[str]:
         """Drv paths reachable from `roots` (default: targets), inputs before users."""
-        order: list[str] = []
-        seen: set[str] = set()
-        for root in roots if roots is not None else self.targets:
-            stack = [(root, False)]
-            while stack:
-                path, expanded = stack.pop()
-                if expanded:
-                    order.append(path)
-                elif path not in seen:
-                    seen.add(path)
-                    stack.append((path, True))
-                    stack.extend((dep, False) for dep in reversed(self.inputs_of(path)))
-        return order
+        return dependencies_first(roots if roots is not None else self.targets, self.inputs_of)
 
     def inputs_of(self, path: str) -> list[str]:
         if path not in self.derivations:

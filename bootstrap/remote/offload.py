@@ -31,10 +31,10 @@ from bootstrap.build import (
     BuildError,
     BuildOptions,
     BuildOutcome,
+    claimed_outputs,
     fixup_policy,
     input_paths,
     log_path,
-    outputs_valid,
     tail,
 )
 from bootstrap.builtins import BUILTINS
@@ -46,7 +46,7 @@ from bootstrap.remote.machines import Machine
 from bootstrap.remote.serve import BuildSettings, RemotePathInfo, ServeConnection
 from bootstrap.remote.ssh import RemoteUnavailable, serve_session
 from bootstrap.store import PathInfo, Store
-from bootstrap.store.canonical import remove_tree
+from bootstrap.store.copy import references_first
 from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
 from bootstrap.streams import CountingReader
@@ -80,13 +80,9 @@ def build_remotely(
     RemoteUnavailable if the machine cannot be reached (nothing was done: build elsewhere);
     BuildError if the build failed or its result was rejected."""
     outputs = {name: out.path for name, out in drv.outputs.items()}
-    with ExitStack() as locks:
-        for path in sorted(outputs.values()):
-            locks.enter_context(store.lock(path))
-        if outputs_valid(store, drv):
+    with claimed_outputs(store, drv) as claimed:
+        if not claimed:
             return BuildOutcome(drv_path, outputs, built=False, hermetic=True)
-        for path in outputs.values():
-            remove_tree(store.real_path(path))  # an unregistered leftover of a crash
         start = time.monotonic()
         _offload(store, drv_path, drv, machine, options, on_line)
         seconds = time.monotonic() - start
@@ -130,7 +126,7 @@ def _first_line(text: str) -> str:
 def _send_closure(store: Store, connection: ServeConnection, closure: list[str]) -> None:
     """Send every path of `closure` the remote lacks, each after its references."""
     present = connection.query_valid_paths(closure)
-    for path in _references_first(store, [p for p in closure if p not in present]):
+    for path in references_first(store, [p for p in closure if p not in present]):
         info = store.query_info(path)
         connection.add_to_store_nar(
             path,
@@ -141,24 +137,6 @@ def _send_closure(store: Store, connection: ServeConnection, closure: list[str])
             info.ca or "",
             lambda write, path=path: serialise(store.real_path(path), write),
         )
-
-
-def _references_first(store: Store, paths: list[str]) -> list[str]:
-    wanted = set(paths)
-    order: list[str] = []
-    done: set[str] = set()
-    for root in paths:
-        stack = [(root, False)]
-        while stack:
-            path, expanded = stack.pop()
-            if expanded:
-                order.append(path)
-            elif path not in done:
-                done.add(path)
-                stack.append((path, True))
-                refs = [r for r in store.references(path) if r in wanted and r != path]
-                stack.extend((ref, False) for ref in refs)
-    return order
 
 
 # -- fetching -------------------------------------------------------------------------------

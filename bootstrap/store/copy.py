@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bootstrap.errors import BootstrapError
+from bootstrap.graphs import dependencies_first
 from bootstrap.store.staging import copy_in
 from bootstrap.store.store import Store
 
@@ -35,17 +36,5 @@ def copy_closure(source: Store, dest: Store, paths: Iterable[str]) -> list[str]:
 
 
 def references_first(store: Store, paths: list[str]) -> list[str]:
-    order: list[str] = []
-    done: set[str] = set()
-
-    def visit(path: str) -> None:
-        if path in done:
-            return
-        done.add(path)
-        for ref in store.references(path):
-            visit(ref)
-        order.append(path)
-
-    for path in paths:
-        visit(path)
-    return order
+    """`paths` (valid in `store`), each after those of its references that are among them."""
+    return dependencies_first(paths, store.references, within=set(paths))
