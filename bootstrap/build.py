@@ -116,15 +116,27 @@ def realise(
     on_line: Callable[[str], None] | None = None,
 ) -> BuildOutcome:
     """Make every output of `drv` valid, building it unless another process already did."""
-    paths = {name: out.path for name, out in drv.outputs.items()}
+    with claimed_outputs(store, drv) as claimed:
+        if not claimed:
+            paths = {name: out.path for name, out in drv.outputs.items()}
+            return BuildOutcome(drv_path, paths, built=False, hermetic=True)
+        return _build(store, drv_path, drv, options, on_line)
+
+
+@contextmanager
+def claimed_outputs(store: Store, drv: Derivation) -> Iterator[bool]:
+    """Hold the locks of every output of `drv`; yield False if another process already made
+    them all valid, else True, with unregistered leftovers of a crash at their paths removed."""
+    paths = sorted(out.path for out in drv.outputs.values())
     with ExitStack() as locks:
-        for path in sorted(paths.values()):
+        for path in paths:
             locks.enter_context(store.lock(path))
         if outputs_valid(store, drv):
-            return BuildOutcome(drv_path, paths, built=False, hermetic=True)
-        for path in paths.values():
-            remove_tree(store.real_path(path))  # an unregistered leftover of a crash
-        return _build(store, drv_path, drv, options, on_line)
+            yield False
+            return
+        for path in paths:
+            remove_tree(store.real_path(path))
+        yield True
 
 
 def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
