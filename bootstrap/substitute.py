@@ -354,24 +354,17 @@ class Substituter:
 
     def _fetch(self, planned: _Planned, tree: Path) -> _Planned | None:
         """The planned cache first, then any other with the same references."""
-        path = planned.info.store_path
         others = [c for c in self.caches if c is not planned.cache]
-        candidates: list[BinaryCache | _Planned] = [planned, *others]
-        for candidate in candidates:
+        for cache in [planned.cache, *others]:
             try:
-                got = (
-                    candidate
-                    if isinstance(candidate, _Planned)
-                    else self._alternative(candidate, planned.info)
-                )
+                got = planned if cache is planned.cache else self._alternative(cache, planned.info)
                 if got is None:
                     continue
                 remove_tree(tree)
                 restore_nar(got.cache, got.info, tree)
                 return got
             except BootstrapError as err:
-                cache = candidate.cache if isinstance(candidate, _Planned) else candidate
-                self._warn(cache, path, err)
+                self._warn(cache, planned.info.store_path, err)
         return None
 
     def _alternative(self, cache: BinaryCache, planned: NarInfo) -> _Planned | None:

@@ -20,6 +20,7 @@ from bootstrap.cli.common import (
     plan_from_args,
     print_json,
     recipes_from_args,
+    store_paths_or_target,
 )
 from bootstrap.config import SUBSTITUTERS, list_setting
 from bootstrap.elf.paths import PathMap, store_path_of
@@ -107,14 +108,8 @@ def _register_challenge(checks: argparse._SubParsersAction) -> None:
 def run_challenge(args: argparse.Namespace) -> int:
     urls = list_setting(SUBSTITUTERS, args.substituters).values
     store = open_store(args)
-    paths = [p for p in args.items if "/" in p]
-    targets = [p for p in args.items if "/" not in p]
-    if paths and targets:
-        raise BootstrapError("audit challenge: give store paths or one target, not both")
-    if paths:
-        roots = [store.to_store_path(p) for p in paths]
-    else:
-        args.target_opt = args.target_opt or (targets[0] if targets else None)
+    roots = store_paths_or_target(args, store, args.items, "audit challenge")
+    if roots is None:
         roots = stage_outputs(store, plan_from_args(args, store))
     progress = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda _: None)
     result = challenge(store, store.closure(roots), urls, args.diffoscope, progress)

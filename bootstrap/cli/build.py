@@ -10,7 +10,6 @@ from pathlib import Path
 from bootstrap import seed
 from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
 from bootstrap.build import (
-    DEFAULT_MAX_SILENT_SECONDS,
     BuildOptions,
     has_kept_build,
     log_path,
@@ -19,7 +18,7 @@ from bootstrap.build import (
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
-from bootstrap.cli.remote import add_builder_options, builder_settings
+from bootstrap.cli.remote import add_builder_options, add_time_limit_options, builder_settings
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
@@ -58,15 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--offline", action="store_true", help="never use the network")
     _add_host_cc(run)
-    run.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a build after this")
-    run.add_argument(
-        "--max-silent",
-        type=float,
-        default=DEFAULT_MAX_SILENT_SECONDS,
-        metavar="SECONDS",
-        help="kill a build that prints nothing for this long "
-        f"(default {DEFAULT_MAX_SILENT_SECONDS:.0f}; 0: no limit)",
-    )
+    add_time_limit_options(run)
     run.add_argument(
         "--out-link",
         default="result",

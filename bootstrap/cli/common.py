@@ -94,6 +94,22 @@ def plan_from_args(
     )
 
 
+def store_paths_or_target(
+    args: argparse.Namespace, store: Store, items: list[str], command: str
+) -> list[str] | None:
+    """The store paths among `items`, resolved; or None when `items` name a target instead
+    (it becomes `args.target_opt`). Store paths and a target mixed, or two targets, are an
+    error naming `command`."""
+    paths = [item for item in items if "/" in item]
+    targets = [item for item in items if "/" not in item]
+    if len(targets) > 1 or (targets and paths):
+        raise BootstrapError(f"{command}: give store paths, or one TARGET, not both")
+    if paths:
+        return [store.to_store_path(path) for path in paths]
+    args.target_opt = args.target_opt or (targets[0] if targets else None)
+    return None
+
+
 def recipes_from_args(args: argparse.Namespace) -> Recipes:
     from bootstrap.recipe import Recipes
 

@@ -8,7 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
-from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.cli.common import (
+    add_store_options,
+    add_target_options,
+    open_store,
+    plan_from_args,
+    store_paths_or_target,
+)
 from bootstrap.errors import BootstrapError
 from bootstrap.export.tar_import import import_closure_tar
 from bootstrap.store import Store
@@ -45,13 +51,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _wanted(args: argparse.Namespace, store: Store) -> list[str]:
-    paths = [p for p in args.paths if "/" in p]
-    targets = [p for p in args.paths if "/" not in p]
-    if len(targets) > 1 or (targets and paths):
-        raise BootstrapError("copy: give store paths, or one TARGET, not both")
-    if paths:
-        return [store.to_store_path(p) for p in paths]
-    args.target_opt = args.target_opt or (targets[0] if targets else None)
+    paths = store_paths_or_target(args, store, args.paths, "copy")
+    if paths is not None:
+        return paths
     plan = plan_from_args(args, store)
     drvs = [plan.graph.derivations[d] for paths in plan.stages.values() for d in paths]
     return sorted({out.path for drv in drvs for out in drv.outputs.values()})

@@ -37,15 +37,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--keep-going", action="store_true", help="build what does not depend on a failure"
     )
-    build.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a build after this")
-    build.add_argument(
+    add_time_limit_options(build)
+    build.set_defaults(func=run_build)
+
+
+def add_time_limit_options(parser: argparse.ArgumentParser) -> None:
+    """--timeout and --max-silent, as every command that builds takes them."""
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="kill a build after this")
+    parser.add_argument(
         "--max-silent",
         type=float,
         default=DEFAULT_MAX_SILENT_SECONDS,
         metavar="SECONDS",
-        help=f"kill a build silent this long (default {DEFAULT_MAX_SILENT_SECONDS:.0f}; 0: never)",
+        help="kill a build that prints nothing for this long "
+        f"(default {DEFAULT_MAX_SILENT_SECONDS:.0f}; 0: no limit)",
     )
-    build.set_defaults(func=run_build)
 
 
 def add_builder_options(parser: argparse.ArgumentParser) -> None:
