@@ -125,6 +125,18 @@ def _other_store_dir(member, data):
     return [(member, data)]
 
 
+def _missing_reference(member, data):
+    """The seed, which hello refers to, left out of the archive and its closure.json."""
+    if member.name == "closure.json":
+        manifest = json.loads(data)
+        manifest["paths"] = [p for p in manifest["paths"] if not p["path"].endswith("-test-seed")]
+        data = json.dumps(manifest).encode()
+        member.size = len(data)
+    elif "-test-seed" in member.name:
+        return []
+    return [(member, data)]
+
+
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
@@ -133,6 +145,7 @@ def _other_store_dir(member, data):
         (_file_under_link, "comes before its directory (or under a link)"),
         (_outside_closure, "is outside the closure"),
         (_other_store_dir, "its store dir is '/nix/store'"),
+        (_missing_reference, "-test-seed is neither in the archive nor in the store"),
     ],
 )
 def test_hostile_archive_is_refused(tmp_path, built, change, complaint):

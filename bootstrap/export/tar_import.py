@@ -22,6 +22,7 @@ from typing import IO
 
 from bootstrap.errors import BootstrapError
 from bootstrap.export.closure_tar import MANIFEST_NAME, REGISTRATION_NAME
+from bootstrap.graphs import dependencies_first
 from bootstrap.hashing import Hash
 from bootstrap.nar import nar_hash
 from bootstrap.store import PathInfo, Store
@@ -46,7 +47,7 @@ def import_closure_tar(store: Store, archive: Path) -> TarImport:
         _restore_members(tar, archive, store.store_dir, trees, infos)
         for path, tree in trees.items():
             _check_tree(archive, wanted[path], tree)
-        added = _register(store, wanted, trees)
+        added = _register(store, archive, wanted, trees)
     return TarImport(tuple(info.path for info in infos), tuple(added))
 
 
@@ -179,22 +180,23 @@ def _check_tree(archive: Path, info: PathInfo, tree: Path) -> None:
         )
 
 
-def _register(store: Store, wanted: dict[str, PathInfo], trees: dict[str, Path]) -> list[str]:
-    added: list[str] = []
-    pending = dict(wanted)
-    while pending:
-        ready = [
-            p for p, i in pending.items() if all(r == p or store.is_valid(r) for r in i.references)
-        ]
-        if not ready:
-            missing = next(iter(pending.values()))
+def _register(
+    store: Store, archive: Path, wanted: dict[str, PathInfo], trees: dict[str, Path]
+) -> list[str]:
+    """Register every wanted path, references first, once all their references are known to
+    be in the archive or the store."""
+    for info in wanted.values():
+        missing = [r for r in info.references if r not in wanted and not store.is_valid(r)]
+        if missing:
             raise BootstrapError(
-                f"{missing.path}: a reference is neither in the archive nor in the store"
+                f"{archive}: {info.path}: its reference {missing[0]} is neither in the archive "
+                "nor in the store"
             )
-        for path in sorted(ready):
-            info = pending.pop(path)
-            with store.lock(path):
-                if not store.is_valid(path):
-                    store.register_verified(trees[path], info)  # hash checked by _check_tree
-                    added.append(path)
+    added: list[str] = []
+    order = dependencies_first(wanted, lambda path: wanted[path].references, within=wanted)
+    for path in order:
+        with store.lock(path):
+            if not store.is_valid(path):
+                store.register_verified(trees[path], wanted[path])  # hash checked by _check_tree
+                added.append(path)
     return added
