@@ -31,15 +31,10 @@ from bootstrap.elf.fixup import FixupPolicy, fixup_output
 from bootstrap.elf.paths import PathMap
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
+from bootstrap.fstree import remove_tree
 from bootstrap.sandbox import MAX_OUTPUT, Bind, BuildLimits, SandboxSpec, run_in_sandbox
 from bootstrap.store import Store
-from bootstrap.store.canonical import (
-    canonicalise,
-    make_private_dir,
-    remove_tree,
-    replace_file,
-    tree_size,
-)
+from bootstrap.store.canonical import canonicalise, make_private_dir, replace_file, tree_size
 from bootstrap.store.db import BuildTime
 from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 from bootstrap.hashing import Hash, check_algo
 
 MAGIC = "nix-archive-1"
@@ -56,7 +57,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 @dataclass
 class _Frame:
     """A directory being walked: its path (for messages), its identity, and the names left to
-    visit (dump, remove) or the last name restored (restore).
+    visit (dump) or the last name restored (restore).
 
     Trees of any depth are walked without recursion and with one directory open at a time:
     going back up reopens the parent through `..` and checks it is the directory it was.
@@ -500,47 +501,3 @@ def _restore_regular(reader: _Reader, name: bytes, dir_fd: int | None) -> None:
     finally:
         os.close(fd)
     reader.expect(")")
-
-
-def remove_tree(path: bytes | str | Path) -> None:
-    """Delete a file or a tree of any depth (a missing path is fine), without recursion and
-    with one directory open at a time. Directories must be writable, as `restore` makes them."""
-    raw = os.fsencode(path)
-    try:
-        st = os.lstat(raw)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(raw)
-        return
-    fd = _open_dir(raw, None)
-    stack = [_Frame(raw, st, _subdirectories(fd))]
-    try:
-        while stack:
-            name = next(stack[-1].names, None)
-            if name is not None:
-                child = _open_dir(name, fd)
-                os.close(fd)
-                fd = child
-                path = stack[-1].path + b"/" + name
-                stack.append(_Frame(path, os.fstat(fd), _subdirectories(fd)))
-                continue
-            done = stack.pop()
-            if stack:
-                fd = _climb(fd, stack[-1])
-                os.rmdir(os.path.basename(done.path), dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(raw)
-
-
-def _subdirectories(fd: int) -> Iterator[bytes]:
-    """Unlink every non-directory in the directory `fd`; return its subdirectories."""
-    subdirectories = []
-    with os.scandir(fd) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                subdirectories.append(os.fsencode(entry.name))
-            else:
-                os.unlink(entry.name, dir_fd=fd)
-    return iter(subdirectories)

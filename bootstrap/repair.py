@@ -20,10 +20,10 @@ from pathlib import Path
 from bootstrap.build import BuildOptions
 from bootstrap.derivation import Derivation, read_drv_file
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 from bootstrap.graphs import dependencies_first
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import PathInfo, Store
-from bootstrap.store.canonical import remove_tree
 from bootstrap.substitute import Substituter
 
 

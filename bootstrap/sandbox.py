@@ -32,8 +32,9 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, NamedTuple
 
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 from bootstrap.limits import Limit
-from bootstrap.store.canonical import clear_setid_bits, remove_tree
+from bootstrap.store.canonical import clear_setid_bits
 
 SANDBOX_BUILD_DIR = "/build"
 HOMELESS_SHELTER = "/homeless-shelter"

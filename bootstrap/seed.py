@@ -37,6 +37,7 @@ from pathlib import Path
 
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
+from bootstrap.fstree import remove_tree
 from bootstrap.hashing import Hash, hash_file
 from bootstrap.nar import nar_hash
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
@@ -288,7 +289,7 @@ def build_seed(
         raise
     finally:
         if not keep_build_dir:
-            _remove_tree(build_dir)
+            remove_tree(build_dir)
     return SeedBuild(
         archive=out,
         sha256=hash_file("sha256", out),
@@ -380,7 +381,7 @@ def _install_linux_headers(archive: Path, build_dir: Path) -> None:
         message = " ".join(result.stderr.split())[:300]
         raise BootstrapError(f"{archive}: cannot extract the Linux UAPI sources: {message}")
     install_uapi_headers(linux, build_dir / "linux-headers" / "include")
-    _remove_tree(linux)
+    remove_tree(linux)
 
 
 _STEP_LINE = re.compile(r"STEP (\d+\.\d+) (.+)")
@@ -432,14 +433,6 @@ def _run_builder(
         )
     rounds = [int(m.group(1)) for line in seen if (m := _FIXPOINT_LINE.search(line))]
     return rounds[-1] if rounds else 0
-
-
-def _remove_tree(path: Path) -> None:
-    def make_writable(function: Callable, name: str, _error: object) -> None:
-        os.chmod(os.path.dirname(name), 0o755)
-        function(name)
-
-    shutil.rmtree(path, onerror=make_writable)
 
 
 # --- deterministic archive --------------------------------------------------------------------

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 from bootstrap.nar import restore
 from bootstrap.narinfo import NarInfo, parse_narinfo
 from bootstrap.signing import PublicKey, any_signature_valid
 from bootstrap.store import PathInfo, Store
-from bootstrap.store.canonical import remove_tree
 from bootstrap.storepath import split_store_path
 from bootstrap.streams import CountingReader
 

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import IO
 
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 from bootstrap.limits import MAX_UNPACK_RATIO, MAX_UNPACKED, UNPACK_RATIO_FLOOR, format_size
-from bootstrap.nar import remove_tree
 
 MAX_LINK_DEPTH = 40
 MAX_ZIP_LINK = 4096

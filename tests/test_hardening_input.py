@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import nar
 from bootstrap.cli import build_parser
 from bootstrap.derivation import (
     Derivation,
@@ -36,6 +35,7 @@ from bootstrap.derivation import (
 )
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
+from bootstrap.fstree import remove_tree
 from bootstrap.hashing import Hash
 from bootstrap.mirrors import Mirrors, load_config_file
 from bootstrap.unpack import unpack
@@ -97,7 +97,7 @@ def test_nar_of_3000_nested_directories_restores_and_dumps(tmp_path: Path) -> No
         hashed = cli("hash", "path", "--base16", dest).stdout.decode().strip()
         assert hashed == hashlib.sha256(data).hexdigest()
     finally:
-        nar.remove_tree(dest)  # pytest's own clean-up recurses
+        remove_tree(dest)  # pytest's own clean-up recurses
 
 
 @requires_nix
@@ -113,8 +113,8 @@ def test_deep_nar_restores_as_nix_restores_it(tmp_path: Path) -> None:
         assert dumped_by_nix.stdout == data
         assert cli("nar", "dump", theirs).stdout == data
     finally:
-        nar.remove_tree(ours)
-        nar.remove_tree(theirs)
+        remove_tree(ours)
+        remove_tree(theirs)
 
 
 def test_broken_deep_nar_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:

@@ -27,9 +27,9 @@ from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
 from bootstrap.export import stage_outputs
 from bootstrap.fetch import Fetcher
+from bootstrap.fstree import remove_tree
 from bootstrap.recipe import TargetPlan
 from bootstrap.store import Store
-from bootstrap.store.canonical import remove_tree
 
 
 def register(commands: argparse._SubParsersAction) -> None:

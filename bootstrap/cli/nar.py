@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bootstrap import nar
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -39,5 +40,5 @@ def run_restore(args: argparse.Namespace) -> int:
         nar.restore(sys.stdin.buffer, tmp)
         tmp.rename(args.dest)
     finally:
-        nar.remove_tree(tmp)
+        remove_tree(tmp)
     return 0

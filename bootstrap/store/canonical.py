@@ -1,16 +1,12 @@
-"""Canonical metadata for store contents, and the host's walks over trees a builder made.
+"""Canonical metadata for store contents, and the host's changes to trees a builder made.
 
 Canonical: every file gets mtime 1, read-only permission bits (0444, or 0555 when the owner
 could execute it), no setuid/setgid/sticky bits and no extended attributes. Ownership is left
 as is.
 
-A tree a builder made (its build directory, its staged outputs) may hold symlinks to anywhere
-on the host, under any name. Every operation here works through directory file descriptors
-opened with O_NOFOLLOW and acts on an entry relative to its directory after an lstat, so it
-never follows a symlink: it reads, changes, writes or deletes only the tree's own entries.
-Callers run them once the builder is dead, so nothing changes the tree during the walk.
-Directories the walk enters are given owner rwx first if they lack it (a builder may leave
-unreadable ones).
+Every change here goes through `bootstrap.fstree`'s no-follow walks, so a builder's symlinks
+are never followed. Callers run them once the builder is dead, so nothing changes the tree
+during the walk.
 """
 
 from __future__ import annotations
@@ -18,83 +14,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+
+from bootstrap.fstree import remove_entry, walk_at, walk_tree
 
 CANONICAL_MTIME = 1
 SETID_BITS = stat.S_ISUID | stat.S_ISGID
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-Visit = Callable[[int, str, os.stat_result], None]
-"""Called with (directory fd, entry name, the entry's lstat) for each entry of a tree."""
-
-
-# --- no-follow walks --------------------------------------------------------------------------
-
-
-def _enter(dir_fd: int, name: str, st: os.stat_result) -> int:
-    """Open the directory entry `name` (an lstat said it is a directory), owner rwx first."""
-    if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
-        os.chmod(name, stat.S_IMODE(st.st_mode) | stat.S_IRWXU, dir_fd=dir_fd)
-    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-
-
-def _walk_at(dir_fd: int, name: str, visit: Visit) -> None:
-    """Visit the entry `name` of `dir_fd` and, if it is a directory, everything under it,
-    children before their directory.
-
-    Iterative and holding one directory open at a time (it climbs back through `..`), so a
-    builder's tree of any depth is walked without running out of stack or descriptors.
-    """
-    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    if stat.S_ISDIR(st.st_mode):
-        fd = _enter(dir_fd, name, st)
-        try:
-            _walk_below(fd, visit)
-        finally:
-            os.close(fd)
-    visit(dir_fd, name, st)
-
-
-def _walk_below(top_fd: int, visit: Visit) -> None:
-    """Visit everything under the directory `top_fd`, children before their directory."""
-    fd = os.dup(top_fd)
-    levels: list[tuple[str, os.stat_result, list[str]]] = [("", os.fstat(fd), os.listdir(fd))]
-    try:
-        while levels:
-            pending = levels[-1][2]
-            if not pending:
-                name, st, _ = levels.pop()
-                if levels:  # back up to the parent, then visit the finished directory
-                    parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
-                    os.close(fd)
-                    fd = parent
-                    visit(fd, name, st)
-                continue
-            name = pending.pop()
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISDIR(st.st_mode):
-                visit(fd, name, st)
-                continue
-            child = _enter(fd, name, st)
-            os.close(fd)
-            fd = child
-            levels.append((name, st, os.listdir(fd)))
-    finally:
-        os.close(fd)
-
-
-def walk_tree(root: Path, visit: Visit) -> None:
-    """Visit every entry of the tree at `root` (which may be a file or a symlink), root last."""
-    parent = os.open(os.path.dirname(os.path.abspath(root)), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        _walk_at(parent, os.path.basename(os.path.abspath(root)), visit)
-    finally:
-        os.close(parent)
-
 
 # --- canonical metadata -----------------------------------------------------------------------
 
@@ -152,20 +80,6 @@ def tree_size(root: Path) -> int:
     return total
 
 
-def _remove_entry(dir_fd: int, name: str, st: os.stat_result) -> None:
-    if stat.S_ISDIR(st.st_mode):
-        os.rmdir(name, dir_fd=dir_fd)
-    else:
-        os.unlink(name, dir_fd=dir_fd)
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a file, symlink or tree (even a read-only or unreadable one); a missing path is
-    fine."""
-    with suppress(FileNotFoundError):
-        walk_tree(path, _remove_entry)
-
-
 def move_tree(source: Path, dest: Path) -> None:
     """Rename `source` (a file or tree) to `dest`. Linux moves a directory to another parent
     only for a user who may write it (its `..` changes), so a read-only one is made writable
@@ -196,7 +110,7 @@ def replace_file(directory: Path, name: str, data: bytes) -> None:
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         with suppress(FileNotFoundError):
-            _walk_at(dir_fd, name, _remove_entry)
+            walk_at(dir_fd, name, remove_entry)
         fd = os.open(name, _NEW_FILE_FLAGS, 0o644, dir_fd=dir_fd)
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)

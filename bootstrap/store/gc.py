@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
-from bootstrap.store.canonical import remove_tree
+from bootstrap.fstree import remove_tree
 from bootstrap.store.disk import disk_full_as_error, ensure_reserve
 from bootstrap.store.store import PARTIAL_PREFIX, TEMP_PREFIX, Store
 

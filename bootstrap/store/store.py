@@ -24,9 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
+from bootstrap.fstree import remove_tree
 from bootstrap.hashing import Hash, hash_file
 from bootstrap.nar import nar_hash, serialise
-from bootstrap.store.canonical import canonicalise, move_tree, remove_tree
+from bootstrap.store.canonical import canonicalise, move_tree
 from bootstrap.store.db import Database, PathInfo
 from bootstrap.store.disk import disk_full_as_error, ensure_reserve, release_reserve
 from bootstrap.store.locks import file_lock, is_held
