@@ -17,7 +17,6 @@ survives a parse and print unchanged, and keys sort by their UTF-8 bytes as Nix 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 
 from bootstrap.errors import BootstrapError
-from bootstrap.hashing import DIGEST_SIZES, Hash
+from bootstrap.hashing import DIGEST_SIZES, Hash, hash_bytes
 from bootstrap.limits import MAX_DRV_SIZE, format_size
 from bootstrap.store import Store
 from bootstrap.storepath import (
@@ -452,12 +451,12 @@ class DerivationHasher:
         if drv.is_fixed_output:
             out = _fixed_out(drv)
             text = f"fixed:out:{out.hash_algo}:{out.hash}:{self._fixed_path(drv, out)}"
-            return Hash("sha256", hashlib.sha256(_encode(text)).digest())
+            return hash_bytes("sha256", _encode(text))
         inputs: dict[str, set[str]] = {}
         for path, names in drv.input_drvs.items():
             inputs.setdefault(self.input_modulo(path).hex, set()).update(names)
         aterm = _unparse(drv, mask_outputs, inputs)
-        return Hash("sha256", hashlib.sha256(_encode(aterm)).digest())
+        return hash_bytes("sha256", _encode(aterm))
 
     def _fixed_path(self, drv: Derivation, out: Output) -> str:
         return fixed_output_path(out.fixed_hash(), drv.name, self.store_dir, out.recursive)

@@ -38,8 +38,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash, hash_file
 from bootstrap.limits import MAX_DOWNLOAD, format_size
 from bootstrap.mirrors import Mirrors
-from bootstrap.store import Store
-from bootstrap.storepath import fixed_output_path, validate_name
+from bootstrap.storepath import validate_name
 
 log = logging.getLogger(__name__)
 
@@ -429,17 +428,3 @@ def fetch_many(
 ) -> dict[Source, Path]:
     """Fetch many sources in parallel with the default cache and mirrors."""
     return Fetcher(offline=offline, progress=progress).fetch_many(sources, jobs)
-
-
-def expected_store_path(source: Source, store_dir: str) -> str:
-    """The store path a source occupies: it depends only on its hash and name."""
-    return fixed_output_path(source.hash, source.name, store_dir, recursive=False)
-
-
-def fetch_to_store(store: Store, source: Source, fetcher: Fetcher | None = None) -> str:
-    """The store path holding `source`; downloads only if neither store nor cache has it."""
-    path = expected_store_path(source, store.store_dir)
-    if store.is_valid(path):
-        return path
-    cached = (fetcher or Fetcher()).fetch(source)
-    return store.add_fixed(cached, source.hash, source.name)

@@ -38,7 +38,7 @@ from pathlib import Path
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
 from bootstrap.fstree import remove_tree
-from bootstrap.hashing import Hash, hash_file
+from bootstrap.hashing import Hash, hash_bytes, hash_file
 from bootstrap.nar import nar_hash
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.seed_build.uapi import LINUX_MEMBERS, install_uapi_headers
@@ -465,7 +465,7 @@ def write_archive(tree: Path, out: Path, mtime: int) -> WrittenArchive:
     with open(temp, "wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as compressed:
         compressed.write(buffer.getvalue())
     os.replace(temp, out)
-    return WrittenArchive(files, Hash("sha256", hashlib.sha256(buffer.getvalue()).digest()))
+    return WrittenArchive(files, hash_bytes("sha256", buffer.getvalue()))
 
 
 def _sorted_tree(root: Path, top: str) -> Iterator[tuple[Path, str]]:

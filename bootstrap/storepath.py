@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from bootstrap.errors import BootstrapError
-from bootstrap.hashing import Hash, compress_hash, nix32_encode
+from bootstrap.hashing import Hash, compress_hash, hash_bytes, nix32_encode
 
 DEFAULT_STORE_DIR = "/bootstrap/store"
 HASH_PART_LENGTH = 32
@@ -69,7 +69,7 @@ def source_path(
 
 def text_path(content: bytes, name: str, store_dir: str, references: Iterable[str] = ()) -> str:
     """Path of a text file such as a .drv (`builtins.toFile`)."""
-    inner = Hash("sha256", hashlib.sha256(content).digest())
+    inner = hash_bytes("sha256", content)
     return make_store_path(_with_references("text", references), inner, name, store_dir)
 
 

@@ -22,12 +22,9 @@ from bootstrap.fetch import (
     Source,
     default_cache_dir,
     download,
-    expected_store_path,
-    fetch_to_store,
 )
 from bootstrap.hashing import Hash
 from bootstrap.mirrors import Mirrors
-from bootstrap.store import Store
 
 NINJA = Source.of(
     "mirror://debian/pool/main/n/ninja-build/ninja-build_1.11.1.orig.tar.gz",
@@ -377,30 +374,9 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_cache_dir() == tmp_path / "x" / "bootstrap" / "downloads"
 
 
-def test_fetch_to_store_adds_once(server: LocalServer, fetcher: Fetcher, tmp_path: Path) -> None:
-    body = b"int main(void) { return 0; }\n"
-    source = Source.of(server.add("/hello.c", body), sha256(body).hex)
-    store = Store(tmp_path / "root", "/bootstrap/store")
-    path = fetch_to_store(store, source, fetcher)
-    assert path == expected_store_path(source, store.store_dir)
-    assert path.endswith("-hello.c") and store.is_valid(path)
-    assert store.real_path(path).read_bytes() == body
-    (fetcher.cache_dir / sha256(body).hex).unlink()
-    assert fetch_to_store(store, source, fetcher) == path
-    assert server.routes["/hello.c"].hits == 1
-
-
 @pytest.mark.network
 def test_real_pin_through_debian_mirror_from_apt_sources() -> None:
     """Downloads (once per machine, into the shared cache) a small orig tarball."""
     path = download(NINJA.urls, NINJA.hash, progress=False)
     assert path.stat().st_size == NINJA_SIZE
     assert path.name == NINJA.hash.hex
-
-
-@pytest.mark.network
-def test_real_pin_into_store(tmp_path: Path) -> None:
-    store = Store(tmp_path / "root", "/bootstrap/store")
-    path = fetch_to_store(store, NINJA)
-    assert store.real_path(path).stat().st_size == NINJA_SIZE
-    assert store.query_info(path).ca == f"fixed:{NINJA.hash}"

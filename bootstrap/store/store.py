@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bootstrap.errors import BootstrapError
 from bootstrap.fstree import remove_tree
-from bootstrap.hashing import Hash, hash_file
+from bootstrap.hashing import Hash, hash_bytes, hash_file
 from bootstrap.nar import nar_hash, serialise
 from bootstrap.store.canonical import canonicalise, move_tree
 from bootstrap.store.db import Database, PathInfo
@@ -340,7 +340,7 @@ class Store:
             tmp.write_bytes(content)
             canonicalise(tmp)
             digest, size, _ = scan_tree(tmp, ())
-            text_hash = Hash("sha256", hashlib.sha256(content).digest())
+            text_hash = hash_bytes("sha256", content)
             info = PathInfo(path, digest, size, references, ca=f"text:{text_hash}")
             return self._install(tmp, info)
 

@@ -6,13 +6,12 @@ Repairing what is found lives above the build layer (bootstrap/repair.py): it ca
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
 
 from bootstrap.errors import BootstrapError
-from bootstrap.hashing import Hash, hash_file
+from bootstrap.hashing import Hash, hash_bytes, hash_file
 from bootstrap.nar import nar_hash
 from bootstrap.store.db import PathInfo
 from bootstrap.store.store import Store
@@ -94,7 +93,7 @@ def content_address_problem(store: Store, info: PathInfo) -> str | None:
         return f"its ca {info.ca!r} needs a regular file"
     elif method == "text":
         content = real.read_bytes()
-        actual = Hash("sha256", hashlib.sha256(content).digest())
+        actual = hash_bytes("sha256", content)
         expected = text_path(content, name, store.store_dir, others)
     else:
         actual = hash_file(claimed.algo, real)
