@@ -479,11 +479,6 @@ class DerivationHasher:
         return replace(drv, outputs=outputs, env={**drv.env, **paths})
 
 
-def fill_outputs(drv: Derivation, resolve: Resolver, store_dir: str) -> Derivation:
-    """One-shot `DerivationHasher(resolve, store_dir).fill_outputs(drv)`."""
-    return DerivationHasher(resolve, store_dir).fill_outputs(drv)
-
-
 def _fixed_out(drv: Derivation) -> Output:
     if list(drv.outputs) != ["out"]:
         raise BootstrapError(

@@ -16,7 +16,6 @@ from bootstrap.derivation import (
     add_to_store,
     check_store_paths,
     drv_path,
-    fill_outputs,
     name_from_drv_file,
     parse_aterm,
     to_aterm,
@@ -76,14 +75,16 @@ def no_inputs(path: str) -> Derivation:
 
 def test_pills_derivation_with_source_builder():
     myfile = "/nix/store/xv2iccirbrvklck36f1g7vldn5v58vck-myfile"
-    drv = fill_outputs(nix_like("foo", myfile, input_srcs=[myfile]), no_inputs, NIX)
+    drv = DerivationHasher(no_inputs, NIX).fill_outputs(
+        nix_like("foo", myfile, input_srcs=[myfile])
+    )
     assert drv.outputs["out"].path == "/nix/store/hs0yi5n5nw6micqhy8l1igkbhqdkzqa1-foo"
     assert drv.env["out"] == drv.outputs["out"].path
     assert drv_path(drv, NIX) == "/nix/store/y4h73bmrc9ii5bxg6i7ck6hsf5gqv8ck-foo.drv"
 
 
 def test_pills_trivial_derivation_exact_bytes():
-    drv = fill_outputs(nix_like("foo", "/bin/sh"), no_inputs, NIX)
+    drv = DerivationHasher(no_inputs, NIX).fill_outputs(nix_like("foo", "/bin/sh"))
     assert drv_path(drv, NIX) == "/nix/store/9d794zbx10n43fa6zaqf33pfymdrm4r2-foo.drv"
     assert to_aterm(drv) == (
         b'Derive([("out","/nix/store/xpcvxsx5sw4rbq666blz6sxqlmsqphmr-foo","","")],[],[],'
@@ -94,7 +95,7 @@ def test_pills_trivial_derivation_exact_bytes():
 
 def test_other_store_dir_vector():
     # NIX_STORE_DIR=/bootstrap/store nix-instantiate of the trivial derivation.
-    drv = fill_outputs(nix_like("foo", "/bin/sh"), no_inputs, "/bootstrap/store")
+    drv = DerivationHasher(no_inputs, "/bootstrap/store").fill_outputs(nix_like("foo", "/bin/sh"))
     assert drv.outputs["out"].path == "/bootstrap/store/p2h1m4ffrpw24sjsrn5i4zcrnqi6dsdk-foo"
     assert drv_path(drv, "/bootstrap/store") == (
         "/bootstrap/store/4jlr5v6jksysgw308hsr2b6qmvmbarcx-foo.drv"
@@ -119,7 +120,7 @@ def graph_vectors() -> dict[str, Derivation]:
     twin_a = nix_like("twin", "/bin/a", attrs=twin_attrs, fixed=(ZERO256, False))
     twin_b = nix_like("twin", "/bin/b", attrs=twin_attrs, fixed=(ZERO256, False))
     made = {
-        key: fill_outputs(d, no_inputs, NIX)
+        key: DerivationHasher(no_inputs, NIX).fill_outputs(d)
         for key, d in {"fo": fo, "fo2": fo2, "twinA": twin_a, "twinB": twin_b}.items()
     }
     resolve = resolver_of(made.values())
@@ -133,7 +134,7 @@ def graph_vectors() -> dict[str, Derivation]:
         input_drvs={drv_path(made["fo"], NIX): ["out"]},
         input_srcs=[src],
     )
-    made["m"] = m = fill_outputs(m, resolve, NIX)
+    made["m"] = m = DerivationHasher(resolve, NIX).fill_outputs(m)
     lib, fo2_out = m.outputs["lib"].path, made["fo2"].outputs["out"].path
     twin_out = made["twinA"].outputs["out"].path
     top = nix_like(
@@ -147,7 +148,7 @@ def graph_vectors() -> dict[str, Derivation]:
             drv_path(made["twinB"], NIX): ["out"],
         },
     )
-    made["top"] = fill_outputs(top, resolver_of(made.values()), NIX)
+    made["top"] = DerivationHasher(resolver_of(made.values()), NIX).fill_outputs(top)
     return made
 
 
@@ -204,13 +205,11 @@ def test_graph_vector_exact_bytes_with_escapes_and_merged_twins():
 
 
 def test_modulo_hashes_are_memoised_per_drv_path():
-    base = fill_outputs(nix_like("base", "/bin/sh"), no_inputs, NIX)
+    base = DerivationHasher(no_inputs, NIX).fill_outputs(nix_like("base", "/bin/sh"))
     base_path = drv_path(base, NIX)
     mids = [
-        fill_outputs(
-            nix_like(f"mid{i}", "/bin/sh", input_drvs={base_path: ["out"]}),
-            resolver_of([base]),
-            NIX,
+        DerivationHasher(resolver_of([base]), NIX).fill_outputs(
+            nix_like(f"mid{i}", "/bin/sh", input_drvs={base_path: ["out"]})
         )
         for i in range(3)
     ]
@@ -331,7 +330,7 @@ def bare(outputs: dict[str, Output], builder: str = "/bin/sh") -> Derivation:
 )
 def test_fill_outputs_refuses_bad_derivations(drv, message):
     with pytest.raises(BootstrapError, match=message):
-        fill_outputs(drv, no_inputs, NIX)
+        DerivationHasher(no_inputs, NIX).fill_outputs(drv)
 
 
 def test_store_dir_mismatch_is_reported_with_hint():
@@ -367,13 +366,15 @@ def test_cli_show_rejects_wrong_store_dir_in_one_line(tmp_path):
 
 
 def chain(store_dir: str) -> list[Derivation]:
-    base = fill_outputs(nix_like("base", "/bin/sh", outputs=["out", "dev"]), no_inputs, store_dir)
+    base = DerivationHasher(no_inputs, store_dir).fill_outputs(
+        nix_like("base", "/bin/sh", outputs=["out", "dev"])
+    )
     use = nix_like(
         "use",
         base.outputs["dev"].path + "/bin/sh",
         input_drvs={drv_path(base, store_dir): ["dev"]},
     )
-    return [base, fill_outputs(use, resolver_of([base], store_dir), store_dir)]
+    return [base, DerivationHasher(resolver_of([base], store_dir), store_dir).fill_outputs(use)]
 
 
 def test_cli_import_chain_into_store(tmp_path, store):
@@ -430,14 +431,12 @@ def test_cli_import_needs_inputs_first(tmp_path, store):
 def test_add_to_store_checks_sources_then_writes_text_path(store):
     src = store.add_text("script.sh", b"echo hi\n")
     drv = nix_like("s", "/bin/sh", args=[src], input_srcs=[src])
-    drv = fill_outputs(drv, no_inputs, store.store_dir)
+    drv = DerivationHasher(no_inputs, store.store_dir).fill_outputs(drv)
     path = add_to_store(store, drv)
     assert path == drv_path(drv, store.store_dir)
     assert store.references(path) == [src]
-    missing = fill_outputs(
-        nix_like("t", "/bin/sh", input_srcs=[text_path(b"x", "x", store.store_dir)]),
-        no_inputs,
-        store.store_dir,
+    missing = DerivationHasher(no_inputs, store.store_dir).fill_outputs(
+        nix_like("t", "/bin/sh", input_srcs=[text_path(b"x", "x", store.store_dir)])
     )
     with pytest.raises(BootstrapError, match="is not in the store"):
         add_to_store(store, missing)

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from bootstrap.derivation import (
     Derivation,
+    DerivationHasher,
     drv_path,
-    fill_outputs,
     name_from_drv_file,
     parse_aterm,
     show_json,
@@ -177,7 +177,7 @@ def build_ours(spec: dict, store_dir: str) -> dict[str, Derivation]:
             d["name"], builder, system=d["system"], args=args, attrs=attrs,
             outputs=d["outputs"], fixed=fixed, input_drvs=input_drvs, input_srcs=input_srcs,
         )  # fmt: skip
-        drv = fill_outputs(drv, by_path.__getitem__, store_dir)
+        drv = DerivationHasher(by_path.__getitem__, store_dir).fill_outputs(drv)
         made.append(drv)
         by_path[drv_path(drv, store_dir)] = drv
     return by_path
@@ -219,7 +219,7 @@ def assert_recomputes(nix_drvs: dict[str, bytes], store_dir: str) -> dict[str, D
     for path, drv in parsed.items():
         assert to_aterm(drv) == nix_drvs[path]
         assert drv_path(drv, store_dir) == path
-        assert fill_outputs(drv, parsed.__getitem__, store_dir) == drv
+        assert DerivationHasher(parsed.__getitem__, store_dir).fill_outputs(drv) == drv
     return parsed
 
 

@@ -20,7 +20,13 @@ from urllib.parse import quote
 
 import pytest
 
-from bootstrap.derivation import Derivation, Output, add_to_store, fill_outputs, store_resolver
+from bootstrap.derivation import (
+    Derivation,
+    DerivationHasher,
+    Output,
+    add_to_store,
+    store_resolver,
+)
 from bootstrap.remote.machines import Machine, local_system, parse_machine
 from bootstrap.store import Store
 
@@ -160,5 +166,5 @@ def shell_drv(
         args=("-c", script),
         env={"PATH": f"{shell}/bin", **env},
     )
-    drv = fill_outputs(drv, store_resolver(store), store.store_dir)
+    drv = DerivationHasher(store_resolver(store), store.store_dir).fill_outputs(drv)
     return add_to_store(store, drv), drv
