@@ -7,6 +7,9 @@ The config file is TOML, `$BOOTSTRAP_CONFIG` or else `$XDG_CONFIG_HOME/bootstrap
     trusted-public-keys = ["cache.example.org-1:BASE64..."]
     builders = ["ssh://builder x86_64-linux /root/.ssh/id 4 2", "@/etc/nix/machines"]
     max-jobs = 2
+    cores = 4
+    store = "/srv/bootstrap"          # the physical store root (--store)
+    store-dir = "/nix/store"          # the logical store directory (--store-dir)
 
 `builders` is Nix's machine syntax (bootstrap.remote.machines): one string, or a list of
 machines; `$BOOTSTRAP_BUILDERS` holds the same as one string.
@@ -52,7 +55,11 @@ TRUSTED_PUBLIC_KEYS = ListKey(
 )
 BUILDERS = ListKey("builders", "BOOTSTRAP_BUILDERS", "--builders")
 MAX_JOBS = ListKey("max-jobs", "BOOTSTRAP_MAX_JOBS", "--max-jobs")
-KNOWN_KEYS = frozenset({SUBSTITUTERS.key, TRUSTED_PUBLIC_KEYS.key, BUILDERS.key, MAX_JOBS.key})
+CORES = ListKey("cores", "BOOTSTRAP_CORES", "--cores")
+STORE = ListKey("store", "BOOTSTRAP_STORE", "--store")
+STORE_DIR = ListKey("store-dir", "BOOTSTRAP_STORE_DIR", "--store-dir")
+SETTINGS = (STORE, STORE_DIR, MAX_JOBS, CORES, SUBSTITUTERS, TRUSTED_PUBLIC_KEYS, BUILDERS)
+KNOWN_KEYS = frozenset(key.key for key in SETTINGS)
 
 
 def config_path() -> Path:
@@ -117,19 +124,75 @@ def text_setting(key: ListKey, flag_value: str | None) -> tuple[str, str]:
     return value, str(path) if key.key in data else "default"
 
 
-def count_setting(key: ListKey, flag_value: int | None, default: int) -> int:
-    """A whole number of at least 0: flag, else environment, else config file, else default."""
+def count_setting(key: ListKey, flag_value: int | None, default: int, least: int = 0) -> int:
+    """A whole number of at least `least`: flag, else environment, else config file, else
+    default."""
+    return count_setting_from(key, flag_value, default, least)[0]
+
+
+def count_setting_from(
+    key: ListKey, flag_value: int | None, default: int, least: int = 0
+) -> tuple[int, str]:
+    """`count_setting`, and where the value came from."""
     if flag_value is not None:
-        return flag_value
+        return flag_value, key.flag
     if key.env in os.environ:
         text, origin = os.environ[key.env], f"${key.env}"
     else:
         path, data = read_config()
         if key.key not in data:
-            return default
+            return default, "default"
         text, origin = data[key.key], str(path)
-    if isinstance(text, bool) or not str(text).isdigit():
+    if isinstance(text, bool) or not str(text).isdigit() or int(text) < least:
         raise BootstrapError(
-            f"{origin}: {key.key} must be a whole number (0 or more); got {text!r}"
+            f"{origin}: {key.key} must be a whole number ({least} or more); got {text!r}"
         )
-    return int(text)
+    return int(text), origin
+
+
+def path_setting(key: ListKey, flag_value: str | os.PathLike | None) -> tuple[str | None, str]:
+    """A single string setting (`store`, `store-dir`): flag, else environment, else config
+    file; None (and "default") when none sets it."""
+    if flag_value is not None:
+        return os.fspath(flag_value), key.flag
+    if os.environ.get(key.env):
+        return os.environ[key.env], f"${key.env}"
+    path, data = read_config()
+    if key.key not in data:
+        return None, "default"
+    value = data[key.key]
+    if not isinstance(value, str) or not value:
+        raise BootstrapError(f"{path}: {key.key} must be a non-empty string")
+    return os.path.expanduser(value), str(path)
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A setting's effective value and where it came from: its flag, `$VARIABLE`, the config
+    file's path, or "default"."""
+
+    key: str
+    value: object
+    origin: str
+
+
+def effective_settings(flags: dict[str, object] | None = None) -> list[Effective]:
+    """Every setting as a command would take it, given the flags in `flags` (by key)."""
+    from bootstrap.store.store import default_root
+    from bootstrap.storepath import DEFAULT_STORE_DIR
+
+    flags = flags or {}
+    store, store_origin = path_setting(STORE, flags.get(STORE.key))
+    store_dir, dir_origin = path_setting(STORE_DIR, flags.get(STORE_DIR.key))
+    builders, builders_origin = text_setting(BUILDERS, flags.get(BUILDERS.key))
+    lists = [list_setting(k, flags.get(k.key)) for k in (SUBSTITUTERS, TRUSTED_PUBLIC_KEYS)]
+    return [
+        Effective(STORE.key, os.path.abspath(store or default_root()), store_origin),
+        Effective(STORE_DIR.key, store_dir or DEFAULT_STORE_DIR, dir_origin),
+        Effective(MAX_JOBS.key, *count_setting_from(MAX_JOBS, flags.get(MAX_JOBS.key), 1)),
+        Effective(
+            CORES.key, *count_setting_from(CORES, flags.get(CORES.key), os.cpu_count() or 1, 1)
+        ),
+        *(Effective(s.key, list(s.values), s.origin) for s in lists),
+        Effective(BUILDERS.key, builders, builders_origin),
+    ]

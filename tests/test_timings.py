@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 from bootstrap.audit.manifest import build_manifest
-from bootstrap.cli.build import timing_report
+from bootstrap.plan_status import timing_report
 from bootstrap.recipe import Recipes, plan_target
 from bootstrap.store import Store
 from bootstrap.store.db import BuildTime

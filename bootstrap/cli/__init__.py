@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "key",
     "copy",
     "query",
+    "plan",
 )
 
 # command word -> the module that registers it (tests check this against the modules)
@@ -46,7 +47,8 @@ COMMANDS = {
     "nar": "nar",
     "store": "store",
     "drv": "drv",
-    **dict.fromkeys(("run", "show", "graph", "fetch", "log"), "build"),
+    **dict.fromkeys(("run", "fetch", "log"), "build"),
+    **dict.fromkeys(("show", "graph"), "plan"),
     "build": "remote",
     "audit": "audit",
     "export": "export",

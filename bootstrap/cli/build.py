@@ -1,4 +1,4 @@
-"""`bootstrap run|show|graph|fetch|log`: evaluate the staged recipes and realise them."""
+"""`bootstrap run|fetch|log`: evaluate the staged recipes and realise them."""
 
 from __future__ import annotations
 
@@ -9,26 +9,18 @@ from pathlib import Path
 
 from bootstrap import seed
 from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
-from bootstrap.build import (
-    BuildOptions,
-    has_kept_build,
-    log_path,
-    outputs_valid,
-)
+from bootstrap.build import BuildOptions, log_path, outputs_valid
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.cli.remote import add_builder_options, add_time_limit_options, builder_settings
-from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
-from bootstrap.recipe import TargetPlan
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import Store
 from bootstrap.store.disk import disk_full_as_error
 from bootstrap.store.gc import add_root
 from bootstrap.substitute import Substituter
-from bootstrap.timings import Report, Step, markdown_table, text_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,33 +59,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--no-out-link", action="store_true", help="create no out link")
     add_substituter_options(run)
     run.set_defaults(func=run_run)
-
-    show = commands.add_parser(
-        "show",
-        help="list what a target builds, from what, and status",
-        description="List every derivation of the target's stages in build order, with its "
-        "status: built, substituted (taken from a binary cache), building (another process "
-        "holds its lock), partial (an interrupted build left its work, which the next run "
-        "continues) or missing.",
-    )
-    add_target_options(show)
-    show.add_argument(
-        "--timings",
-        action="store_true",
-        help="each build's wall and CPU seconds, then the critical path and core use",
-    )
-    show.add_argument(
-        "--format",
-        choices=["text", "markdown"],
-        default="text",
-        help="with --timings: a text table, or a Markdown one (docs/stages.md's)",
-    )
-    show.set_defaults(func=run_show)
-
-    graph = commands.add_parser("graph", help="print the build graph (Graphviz dot)")
-    add_target_options(graph)
-    graph.add_argument("--format", choices=["dot"], default="dot")
-    graph.set_defaults(func=run_graph)
 
     fetch = commands.add_parser(
         "fetch",
@@ -191,63 +156,6 @@ def _ensure_pinned_seed(graph: BuildGraph, store: Store, fetcher: Fetcher, host_
 def _seed_progress(line: str) -> None:
     if line.startswith(("not cached", "STEP", "FIXPOINT", "seed download failed")):
         print(f"  seed: {line.rstrip()}", file=sys.stderr)
-
-
-def run_show(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    plan = plan_from_args(args, store)
-    if args.timings:
-        report = timing_report(store, plan)
-        print(markdown_table(report) if args.format == "markdown" else text_table(report))
-        return 0
-    graph = plan.graph
-    order = graph.topological()
-    width = max([len("package"), *(len(graph.derivations[p].name) for p in order)])
-    print(f"{'stage':<10} {'package':<{width}} {'status':<11} output")
-    for path in order:
-        drv = graph.derivations[path]
-        status = _status(store, path, drv)
-        stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
-        print(f"{stage:<10} {drv.name:<{width}} {status:<11} {drv.outputs['out'].path}")
-    return 0
-
-
-def timing_report(store: Store, plan: TargetPlan) -> Report:
-    """Every derivation of `plan` in build order with the time its build took, where the
-    store recorded one, or its status (why it has none)."""
-    graph = plan.graph
-    steps = []
-    for path in graph.topological():
-        drv = graph.derivations[path]
-        time = store.db.build_time(drv.outputs["out"].path)
-        status = _status(store, path, drv)
-        note = "" if time else "no time recorded" if status == "built" else status
-        stage = plan.stage_of(path) or ("(source)" if drv.builder in BUILTINS else "")
-        steps.append(Step(path, drv.name, tuple(graph.inputs_of(path)), stage, time, note))
-    return Report(tuple(steps))
-
-
-def _status(store: Store, path: str, drv: Derivation) -> str:
-    if outputs_valid(store, drv):
-        return "substituted" if store.db.substituted_from(drv.outputs["out"].path) else "built"
-    if store.is_locked(drv.outputs["out"].path):
-        return "building"
-    return "partial" if has_kept_build(store, path, drv) else "missing"
-
-
-def run_graph(args: argparse.Namespace) -> int:
-    plan = plan_from_args(args, open_store(args))
-    graph = plan.graph
-    lines = ["digraph bootstrap {", "  rankdir=LR;", "  node [shape=box];"]
-    for path in graph.topological():
-        drv = graph.derivations[path]
-        shape = ", shape=note" if drv.builder in BUILTINS else ""
-        stage = plan.stage_of(path)
-        label = f"{drv.name}\\n{stage}" if stage else drv.name
-        lines.append(f'  "{path}" [label="{label}"{shape}];')
-        lines += [f'  "{dep}" -> "{path}";' for dep in drv.input_drvs]
-    print("\n".join([*lines, "}"]))
-    return 0
 
 
 def run_fetch(args: argparse.Namespace) -> int:
