@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import threading
 import time
@@ -25,8 +24,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bootstrap.buildgraph import outputs_valid
 from bootstrap.builtins import BUILTINS, run_builtin
 from bootstrap.derivation import Derivation
+from bootstrap.drv_options import EXPORT_REFERENCES_GRAPH, DrvOptions
 from bootstrap.elf.fixup import FixupPolicy, fixup_output
 from bootstrap.elf.paths import PathMap
 from bootstrap.errors import BootstrapError
@@ -40,16 +41,6 @@ from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
 
 LOG_TAIL_LINES = 25
-# env key, as Nix's: "FILE PATH ..." pairs; the builder finds FILE in its build directory, a JSON
-# list of PATH's closure (path, narHash, narSize, references), as Nix's structured attrs give it
-EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
-# env key: the loader the fix-up gives dynamic outputs (`$out/...` names the build's own output)
-FIXUP_INTERPRETER = "fixupInterpreter"
-# env key: `program=path ...`, the store programs `#!` lines naming a host program get instead
-FIXUP_SHEBANGS = "fixupShebangs"
-# env key: "1" if the builder can continue a build that was cut short; the build directory of
-# an interrupted build is then kept, and the next build of the same derivation starts in it
-RESUMABLE = "resumable"
 # the builder's /build: this directory inside a private scratch directory it never sees
 BUILD_SUBDIR = "build"
 DEFAULT_MAX_SILENT_SECONDS = 3600.0
@@ -96,11 +87,15 @@ def has_kept_build(store: Store, drv_path: str, drv: Derivation) -> bool:
 
 
 def _resumable(drv: Derivation) -> bool:
-    return drv.env.get(RESUMABLE) == "1"
+    return DrvOptions.resumable_in(drv.env)
 
 
-def outputs_valid(store: Store, drv: Derivation) -> bool:
-    return all(store.is_valid(out.path) for out in drv.outputs.values())
+def options_of(drv: Derivation) -> DrvOptions:
+    """What `drv` asks of the builder (a malformed request fails its build)."""
+    try:
+        return DrvOptions.from_env(drv.env, drv.name)
+    except BootstrapError as err:
+        raise BuildError(str(err)) from None
 
 
 def realise(
@@ -219,12 +214,7 @@ def input_paths(store: Store, drv: Derivation) -> list[str]:
 def _export_references_graphs(
     store: Store, drv: Derivation, inputs: list[str], build_dir: Path
 ) -> None:
-    words = drv.env.get(EXPORT_REFERENCES_GRAPH, "").split()
-    if len(words) % 2:
-        raise BuildError(f"{drv.name}: {EXPORT_REFERENCES_GRAPH} must hold FILE PATH pairs")
-    for file, path in zip(words[::2], words[1::2], strict=True):
-        if "/" in file or file.startswith("."):
-            raise BuildError(f"{drv.name}: {EXPORT_REFERENCES_GRAPH}: {file!r} is not a file name")
+    for file, path in options_of(drv).closure_files:
         root = store.to_store_path(path)
         if root not in inputs:
             raise BuildError(f"{drv.name}: {EXPORT_REFERENCES_GRAPH}: {path} is not an input")
@@ -344,31 +334,18 @@ def _register(
 
 
 def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
-    """How outputs of `drv` must load: from its env (`fixupInterpreter`, `fixupLibraryDirs`,
-    `fixupShebangs` as `prog=path ...`, where `$out` and the like name the derivation's own
-    outputs); `#!` lines for sh point at the builder's `$SHELL`."""
-    env = {
-        key: _expand_outputs(value, drv) if key.startswith("fixup") else value
-        for key, value in drv.env.items()
-    }
-    shebangs = dict(item.split("=", 1) for item in env.get(FIXUP_SHEBANGS, "").split())
-    if "SHELL" in env:
-        shebangs.setdefault("sh", env["SHELL"])
+    """How outputs of `drv` must load: as its options ask (`DrvOptions`: the interpreter and
+    `#!` programs, where `$out` and the like name its own outputs); `#!` lines for sh point
+    at the builder's `$SHELL`."""
+    options = options_of(drv).expand({name: out.path for name, out in drv.outputs.items()})
+    shebangs = dict(options.shebangs)
+    if "SHELL" in drv.env:
+        shebangs.setdefault("sh", drv.env["SHELL"])
     return FixupPolicy(
         store_dir=store.store_dir,
-        interpreter=env.get(FIXUP_INTERPRETER) or None,
-        library_dirs=tuple(env.get("fixupLibraryDirs", "").split()),
+        interpreter=options.interpreter or None,
         shebangs=shebangs,
         path_map=PathMap.of([(store.store_dir, store.physical_dir)]),
-    )
-
-
-def _expand_outputs(value: str, drv: Derivation) -> str:
-    """`$out` (or `$dev`, ...) in `value` replaced by that output's path."""
-    return re.sub(
-        r"\$(\w+)",
-        lambda m: drv.outputs[m[1]].path if m[1] in drv.outputs else m[0],
-        value,
     )
 
 

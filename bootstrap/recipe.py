@@ -19,19 +19,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import (
-    EXPORT_REFERENCES_GRAPH,
-    FIXUP_INTERPRETER,
-    FIXUP_SHEBANGS,
-    RESUMABLE,
-)
+from bootstrap.buildgraph import BuildGraph
 from bootstrap.builtins import FETCHURL, UNPACK
 from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
+from bootstrap.drv_options import DrvOptions
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import Hash
 from bootstrap.nar import nar_hash
-from bootstrap.scheduler import BuildGraph
 from bootstrap.storepath import source_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -270,10 +265,7 @@ class Evaluator:
             "inputs": " ".join(input_outs),
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
-            **({RESUMABLE: "1"} if pkg.resumable else {}),
-            **self._fixup_env(where, pkg),
-            **self._shebangs_env(where, pkg),
-            **self._closure_files_env(where, pkg),
+            **self._options(where, pkg).to_env(),
             **_checked_env(where, pkg.env),
             **self._profile_env(where, pkg),
         }
@@ -297,34 +289,42 @@ class Evaluator:
                 )
         return _checked_env(where, pkg.profiles.get(self.profile, {}))
 
-    def _fixup_env(self, where: str, pkg: Package) -> dict[str, str]:
+    def _options(self, where: str, pkg: Package) -> DrvOptions:
+        return DrvOptions(
+            interpreter=self._interpreter(where, pkg),
+            shebangs=self._shebangs(where, pkg),
+            closure_files=self._closure_files(where, pkg),
+            resumable=pkg.resumable,
+        )
+
+    def _interpreter(self, where: str, pkg: Package) -> str:
         """The loader the fix-up gives dynamic outputs (its directory is where their libraries
         are looked for): the `libc`'s, or a libc's own, named through `$out`, which the build
         expands, as a derivation cannot name its own path."""
         if pkg.libc is None:
-            return {FIXUP_INTERPRETER: f"$out/{pkg.loader}"} if pkg.loader else {}
+            return f"$out/{pkg.loader}" if pkg.loader else ""
         if pkg.libc not in pkg.inputs or not pkg.libc.loader:
             raise BootstrapError(f"{where}: libc must be one of its inputs and name its loader")
-        return {FIXUP_INTERPRETER: f"{self.output_path(pkg.libc)}/{pkg.libc.loader}"}
+        return f"{self.output_path(pkg.libc)}/{pkg.libc.loader}"
 
-    def _shebangs_env(self, where: str, pkg: Package) -> dict[str, str]:
-        """`fixupShebangs` for the build: `program=path`, with `$out` for its own output."""
+    def _shebangs(self, where: str, pkg: Package) -> tuple[tuple[str, str], ...]:
+        """The programs `#!` lines get: (program, path), with `$out` for its own output."""
         pairs = []
         for program, target in pkg.shebangs.items():
             owner, path = target if isinstance(target, tuple) else (None, target)
             if owner is not None and owner not in pkg.inputs:
                 raise BootstrapError(f"{where}: shebangs[{program!r}] must name one of its inputs")
             root = "$out" if owner is None else self.output_path(owner)
-            pairs.append(f"{program}={root}/{path}")
-        return {FIXUP_SHEBANGS: " ".join(pairs)} if pairs else {}
+            pairs.append((program, f"{root}/{path}"))
+        return tuple(pairs)
 
-    def _closure_files_env(self, where: str, pkg: Package) -> dict[str, str]:
+    def _closure_files(self, where: str, pkg: Package) -> tuple[tuple[str, str], ...]:
         pairs = []
         for file, item in pkg.closure_files.items():
             if item not in pkg.inputs:
                 raise BootstrapError(f"{where}: closure_files[{file!r}] must be one of its inputs")
-            pairs.append(f"{file} {self.output_path(item)}")
-        return {EXPORT_REFERENCES_GRAPH: " ".join(pairs)} if pairs else {}
+            pairs.append((file, self.output_path(item)))
+        return tuple(pairs)
 
 
 def _checked_env(where: str, env: Mapping[str, str]) -> dict[str, str]:

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -34,13 +34,12 @@ from bootstrap.build import (
     BuildOutcome,
     has_kept_build,
     input_paths,
-    outputs_valid,
     realise,
 )
-from bootstrap.derivation import Derivation, add_to_store, drv_path
+from bootstrap.buildgraph import BuildGraph, complete, instantiate
+from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import progress_wanted
-from bootstrap.graphs import dependencies_first
 from bootstrap.remote.machines import Machine
 from bootstrap.remote.offload import build_remotely, not_offloadable, required_features
 from bootstrap.remote.ssh import RemoteUnavailable
@@ -50,24 +49,6 @@ from bootstrap.store.disk import disk_full, is_disk_full
 from bootstrap.store.gc import set_profile_root
 from bootstrap.substitute import Substituter
 from bootstrap.timings import Report, Step, run_lines
-
-
-@dataclass
-class BuildGraph:
-    """Derivations keyed by drv path (closed under inputs), the local files they use, targets."""
-
-    derivations: dict[str, Derivation]
-    local_sources: dict[str, Path] = field(default_factory=dict)
-    targets: list[str] = field(default_factory=list)
-
-    def topological(self, roots: Iterable[str] | None = None) -> list[str]:
-        """Drv paths reachable from `roots` (default: targets), inputs before users."""
-        return dependencies_first(roots if roots is not None else self.targets, self.inputs_of)
-
-    def inputs_of(self, path: str) -> list[str]:
-        if path not in self.derivations:
-            raise BootstrapError(f"build graph: {path} is used but not part of the graph")
-        return list(self.derivations[path].input_drvs)
 
 
 @dataclass
@@ -143,12 +124,14 @@ class Scheduler:
         """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
         start = time.monotonic()
         with self.store.gc_guard():
-            self.instantiate(graph)
+            done = complete(graph, self.instantiate(graph))
             try:
-                substituted = self._substitute(graph)
+                substituted = self._substitute(graph, done)
+                if substituted:  # with their closures, which may hold other outputs
+                    done = complete(graph, self.store.db.valid_among(graph.output_paths()))
                 if self.before_build is not None:
                     self.before_build(graph)
-                summary = self._run(graph, self._missing(graph))
+                summary = self._run(graph, self._missing(graph, done), done)
             finally:
                 if self.root_name:
                     self._root(graph, self.root_name)
@@ -161,29 +144,17 @@ class Scheduler:
     def _root(self, graph: BuildGraph, name: str) -> None:
         """Root every valid output of the graph and its targets' derivations (whose closure
         holds every derivation of the graph, so their kept build directories stay too)."""
-        outputs = [o.path for drv in graph.derivations.values() for o in drv.outputs.values()]
         try:
-            set_profile_root(self.store, name, [*outputs, *graph.targets])
+            set_profile_root(self.store, name, [*graph.output_paths(), *graph.targets])
         except BootstrapError as err:
             print(f"bootstrap: warning: the run's GC root was not updated: {err}", file=sys.stderr)
 
-    def instantiate(self, graph: BuildGraph) -> None:
-        """Write local sources and every drv of the graph into the store."""
-        for expected, file in sorted(graph.local_sources.items()):
-            if not self.store.is_valid(expected):
-                added = self.store.add_path(file, expected.split("-", 1)[1])
-                if added != expected:
-                    raise BootstrapError(f"{file} changed while bootstrap was running; run again")
-        for path in graph.topological():
-            drv = graph.derivations[path]
-            if drv_path(drv, self.store.store_dir) != path:
-                raise BootstrapError(f"build graph: {drv.name} is keyed as {path} by mistake")
-            add_to_store(self.store, drv)
-            if outputs_valid(self.store, drv):
-                for name, out in drv.outputs.items():
-                    self.store.db.set_drv_output(path, name, out.path)
+    def instantiate(self, graph: BuildGraph) -> set[str]:
+        """Write local sources and every drv of the graph into the store; return the graph's
+        valid output paths."""
+        return instantiate(self.store, graph)
 
-    def _substitute(self, graph: BuildGraph) -> dict[str, str]:
+    def _substitute(self, graph: BuildGraph, done: set[str]) -> dict[str, str]:
         """Take what the caches have, top down as Nix does: a derivation whose outputs are
         substituted needs none of its inputs, so those are not even asked for."""
         if self.substituter is None or not self.substituter.caches:
@@ -194,7 +165,7 @@ class Scheduler:
         while todo:
             path = todo.pop()
             drv = graph.derivations[path]
-            if path in seen or outputs_valid(self.store, drv):
+            if path in seen or path in done:
                 continue
             seen.add(path)
             outputs = {name: out.path for name, out in drv.outputs.items()}
@@ -207,27 +178,26 @@ class Scheduler:
                 todo.extend(graph.inputs_of(path))
         return done
 
-    def _missing(self, graph: BuildGraph) -> list[str]:
-        """What must be built: derivations with an invalid output, reached from the targets
-        through derivations with an invalid output (a valid one needs none of its inputs)."""
+    def _missing(self, graph: BuildGraph, done: set[str]) -> list[str]:
+        """What must be built: derivations with an invalid output (not in `done`), reached
+        from the targets through such derivations (a valid one needs none of its inputs)."""
         needed: set[str] = set()
         todo = list(graph.targets)
         while todo:
             path = todo.pop()
-            if path in needed or outputs_valid(self.store, graph.derivations[path]):
+            if path in needed or path in done:
                 continue
             needed.add(path)
             todo.extend(graph.inputs_of(path))
         return [p for p in graph.topological() if p in needed]
 
-    def _run(self, graph: BuildGraph, missing: list[str]) -> Summary:
+    def _run(self, graph: BuildGraph, missing: list[str], done: set[str]) -> Summary:
         missing_set = set(missing)
-        present = [  # a source that a valid output no longer needs is neither built nor reused
-            p
-            for p in graph.topological()
-            if p not in missing_set and outputs_valid(self.store, graph.derivations[p])
-        ]
+        # a source that a valid output no longer needs is neither built nor reused
+        present = [p for p in graph.topological() if p not in missing_set and p in done]
         summary = Summary(reused=present)
+        if not missing:
+            return summary
         waiting = {p: {d for d in graph.inputs_of(p) if d in missing_set} for p in missing}
         bar = tqdm(
             total=len(missing),

@@ -21,6 +21,8 @@ from bootstrap.store.disk import disk_full, is_full
 from bootstrap.store.locks import file_lock
 
 SCHEMA_VERSION = 1
+# keys per query of the batched lookups (SQLite allows 32,766 parameters; fewer keep each cheap)
+_BATCH = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -205,6 +207,18 @@ class Database:
     def is_valid(self, path: str) -> bool:
         return self._id(path) is not None
 
+    def valid_among(self, paths: Iterable[str]) -> set[str]:
+        """The valid ones of `paths`, in a few queries however many there are."""
+        return {p for (p,) in self._rows_for("SELECT path FROM valid_paths WHERE path IN", paths)}
+
+    def _rows_for(self, select: str, keys: Iterable[str], tail: str = "") -> Iterator[tuple]:
+        """Rows of `select (?, ?, ...) tail` over `keys`, a bounded number of them at a time."""
+        keys = list(dict.fromkeys(keys))
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start : start + _BATCH]
+            marks = ",".join("?" * len(batch))
+            yield from self.conn.execute(f"{select} ({marks}) {tail}", batch).fetchall()
+
     def _id(self, path: str) -> int | None:
         row = self.conn.execute("SELECT id FROM valid_paths WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
@@ -267,6 +281,24 @@ class Database:
                 [(time.wall, time.cpu, time.cores, time.built_at, path) for path in paths],
             )
 
+    def build_times(self, paths: Iterable[str]) -> dict[str, BuildTime]:
+        """`build_time` of each of `paths` that has one, in a few queries."""
+        rows = self._rows_for(
+            "SELECT p.path, t.wall_seconds, t.cpu_seconds, t.cores, t.built_at FROM build_times t"
+            " JOIN valid_paths p ON p.id = t.path_id WHERE p.path IN",
+            paths,
+        )
+        return {path: BuildTime(*rest) for path, *rest in rows}
+
+    def substitutions(self, paths: Iterable[str]) -> dict[str, str]:
+        """`substituted_from` of each of `paths` that came from a cache, in a few queries."""
+        rows = self._rows_for(
+            "SELECT p.path, s.url FROM substitutions s JOIN valid_paths p ON p.id = s.path_id"
+            " WHERE p.path IN",
+            paths,
+        )
+        return dict(rows)
+
     def build_time(self, path: str) -> BuildTime | None:
         """How long the build of `path` took; None if it was not built here (substituted,
         imported) or was built before build times were recorded."""
@@ -310,6 +342,41 @@ class Database:
             path, Hash.parse(nar_hash), nar_size, references, deriver, ca, reg_time, signatures
         )
 
+    def infos(self, paths: Iterable[str]) -> dict[str, PathInfo]:
+        """`info` of each valid one of `paths`, in a few queries however many there are."""
+        rows = self._rows_for(
+            "SELECT id, path, nar_hash, nar_size, deriver, ca, registration_time"
+            " FROM valid_paths WHERE path IN",
+            paths,
+        )
+        by_id = {row[0]: row[1:] for row in rows}
+        references: dict[int, list[str]] = {i: [] for i in by_id}
+        signatures: dict[int, list[str]] = {i: [] for i in by_id}
+        ids = [str(i) for i in by_id]
+        for referrer, ref in self._rows_for(
+            "SELECT refs.referrer, p.path FROM refs JOIN valid_paths p ON p.id = refs.reference"
+            " WHERE refs.referrer IN",
+            ids,
+        ):
+            references[referrer].append(ref)
+        for path_id, sig in self._rows_for(
+            "SELECT path_id, signature FROM signatures WHERE path_id IN", ids
+        ):
+            signatures[path_id].append(sig)
+        return {
+            path: PathInfo(
+                path,
+                Hash.parse(nar_hash),
+                nar_size,
+                tuple(sorted(references[i])),
+                deriver,
+                ca,
+                reg_time,
+                tuple(sorted(signatures[i])),
+            )
+            for i, (path, nar_hash, nar_size, deriver, ca, reg_time) in by_id.items()
+        }
+
     def references(self, path: str) -> list[str]:
         return self._linked(path, "referrer", "reference")
 
@@ -348,6 +415,20 @@ class Database:
             self.conn.execute(
                 "INSERT OR REPLACE INTO drv_outputs VALUES (?, ?, ?)", (drv, output, path)
             )
+
+    def set_drv_outputs(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """`set_drv_output` for each (drv, output, path), in one transaction; rows already
+        recorded are not written again (a store whose rows are all there is not written)."""
+        rows = list(rows)
+        known = set(
+            self._rows_for(
+                "SELECT drv, output, path FROM drv_outputs WHERE drv IN", (r[0] for r in rows)
+            )
+        )
+        new = [row for row in rows if row not in known]
+        if new:
+            with self.transaction():
+                self.conn.executemany("INSERT OR REPLACE INTO drv_outputs VALUES (?, ?, ?)", new)
 
     def drv_outputs(self, drv: str) -> dict[str, str]:
         return dict(self.conn.execute("SELECT output, path FROM drv_outputs WHERE drv = ?", (drv,)))
