@@ -1,8 +1,9 @@
-"""Host path strings stage-0/1 programs may name, with the reason for each group.
+"""Host path strings the chain's programs may name, with the reason for each group.
 
-These are defaults compiled into the programs, never load-time dependencies: every program here
-is static, with no interpreter and no RUNPATH. `bootstrap audit hermetic` accepts exactly these
-strings for the packages that declare them, and nothing else.
+These are defaults compiled into the programs (search paths, /bin/sh for system(), ports'
+conventions), never load-time dependencies: the static programs have no interpreter and no
+RUNPATH, and the dynamic ones (stage 6 and later) load only from the store. `bootstrap audit
+hermetic` accepts exactly these strings for the packages that declare them, and nothing else.
 """
 
 # musl, linked into every static program: system()/popen() run /bin/sh (in the sandbox, the
