@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "copy",
     "query",
     "plan",
+    "shell",
 )
 
 # command word -> the module that registers it (tests check this against the modules)
@@ -57,7 +58,11 @@ COMMANDS = {
     "copy": "copy",
     "import": "copy",
     **dict.fromkeys(("why-depends", "size", "diff-closures"), "query"),
+    **dict.fromkeys(("shell", "env"), "shell"),
 }
+
+# commands that run a command of the user's, given after `--` (kept out of the parser)
+PASS_THROUGH = ("shell",)
 
 
 class Parser(argparse.ArgumentParser):
@@ -138,9 +143,21 @@ def _modules_for(argv: list[str]) -> tuple[str, ...]:
     return (COMMANDS[word],) if word in COMMANDS else COMMAND_MODULES
 
 
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """A PASS_THROUGH command's own arguments, and the command after its `--` (else None)."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    if word not in PASS_THROUGH or "--" not in argv:
+        return argv, None
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    argv, passthrough = _split_passthrough(argv)
     args = build_parser(_modules_for(argv)).parse_args(argv)
+    if passthrough is not None:
+        args.passthrough = passthrough
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.func(args) or 0
