@@ -13,6 +13,7 @@ A status is one of:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bootstrap.build import has_kept_build, outputs_valid
 from bootstrap.builtins import BUILTINS
@@ -20,6 +21,10 @@ from bootstrap.derivation import Derivation
 from bootstrap.recipe import TargetPlan
 from bootstrap.store import Store
 from bootstrap.timings import Report, Step
+
+if TYPE_CHECKING:
+    from bootstrap.buildgraph import BuildGraph
+    from bootstrap.scheduler import Summary
 
 BUILT, SUBSTITUTED, BUILDING, PARTIAL, MISSING = (
     "built",
@@ -97,3 +102,31 @@ def timing_report(store: Store, plan: TargetPlan) -> Report:
         note = "" if time else "no time recorded" if entry.status == BUILT else entry.status
         steps.append(Step(entry.drv, entry.name, entry.inputs, entry.stage, time, note))
     return Report(tuple(steps))
+
+
+def run_json(summary: Summary, graph: BuildGraph, manifest: dict) -> dict:
+    """The end of `bootstrap run --json`: what the run did to each derivation (by name and
+    .drv path) and the stage hashes it recorded."""
+
+    def named(drv: str) -> dict:
+        return {"name": graph.derivations[drv].name, "drv": drv}
+
+    return {
+        "ok": summary.ok,
+        "seconds": summary.seconds,
+        "built": [
+            {**named(o.drv_path), "outputs": o.outputs, "wall": o.seconds, "cpu": o.cpu_seconds}
+            for o in summary.built
+        ],
+        "substituted": [{**named(drv), "from": url} for drv, url in summary.substituted.items()],
+        "reused": [named(drv) for drv in summary.reused],
+        "failed": [{**named(drv), "reason": why} for drv, why in summary.failed.items()],
+        "skipped": [named(drv) for drv in summary.skipped],
+        "stages": {
+            name: {
+                "hash": manifest["stages"][name]["hash"],
+                "complete": manifest["stages"][name]["complete"],
+            }
+            for name in manifest["stageOrder"]
+        },
+    }

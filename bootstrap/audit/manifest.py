@@ -141,34 +141,68 @@ def load_manifest(path: Path) -> dict:
     return manifest
 
 
-def diff_manifests(a: dict, b: dict) -> list[str]:
-    """Human-readable differences: stage hashes first, then each differing derivation."""
-    lines = []
+def manifest_differences(a: dict, b: dict) -> list[dict]:
+    """How manifest B differs from A: each stage that only one holds or whose hash differs
+    (`a` and `b` its hashes, None where it is missing), with the derivations that differ
+    (`what`: "only in A", "only in B", "recipe", "narHash" or "references" of `output`, and
+    the two values). Nothing when every stage hash matches."""
+    stages = []
     for stage in dict.fromkeys([*a["stageOrder"], *b["stageOrder"]]):
         sa, sb = a["stages"].get(stage), b["stages"].get(stage)
-        if sa is None or sb is None:
-            lines.append(f"stage {stage}: only in {'B' if sa is None else 'A'}")
-        elif sa["hash"] != sb["hash"]:
-            lines.append(f"stage {stage}: {sa['hash']} != {sb['hash']}")
-            lines += [f"  {line}" for line in _diff_entries(sa["derivations"], sb["derivations"])]
-    return lines
+        if sa is None or sb is None or sa["hash"] != sb["hash"]:
+            entries = [] if sa is None or sb is None else _differing(sa, sb)
+            hashes = {"a": sa and sa["hash"], "b": sb and sb["hash"]}
+            stages.append({"stage": stage, **hashes, "derivations": entries})
+    return stages
 
 
-def _diff_entries(a: list[dict], b: list[dict]) -> list[str]:
-    by_name_a = {e["name"]: e for e in a}
-    by_name_b = {e["name"]: e for e in b}
-    lines = []
+def _differing(sa: dict, sb: dict) -> list[dict]:
+    by_name_a = {e["name"]: e for e in sa["derivations"]}
+    by_name_b = {e["name"]: e for e in sb["derivations"]}
+    found = []
     for name in sorted(set(by_name_a) | set(by_name_b)):
         ea, eb = by_name_a.get(name), by_name_b.get(name)
         if ea is None or eb is None:
-            lines.append(f"{name}: only in {'B' if ea is None else 'A'}")
+            what = "only in B" if ea is None else "only in A"
+            found.append({"name": name, "what": what, "a": ea and ea["drv"], "b": eb and eb["drv"]})
             continue
         if ea["drv"] != eb["drv"]:
-            lines.append(f"{name}: different recipe: {ea['drv']} != {eb['drv']}")
+            found.append({"name": name, "what": "recipe", "a": ea["drv"], "b": eb["drv"]})
         for out in sorted(set(ea["outputs"]) | set(eb["outputs"])):
             oa, ob = ea["outputs"].get(out, {}), eb["outputs"].get(out, {})
-            if oa.get("narHash") != ob.get("narHash"):
-                lines.append(f"{name}!{out}: NAR hash {oa.get('narHash')} != {ob.get('narHash')}")
-            elif oa.get("references") != ob.get("references"):
-                lines.append(f"{name}!{out}: references differ")
+            for field in ("narHash", "references"):
+                if oa.get(field) != ob.get(field):
+                    found.append(
+                        {
+                            "name": name,
+                            "output": out,
+                            "what": field,
+                            "a": oa.get(field),
+                            "b": ob.get(field),
+                        }
+                    )
+                    break
+    return found
+
+
+def diff_manifests(a: dict, b: dict) -> list[str]:
+    """Human-readable differences: stage hashes first, then each differing derivation."""
+    lines = []
+    for stage in manifest_differences(a, b):
+        if stage["a"] is None or stage["b"] is None:
+            lines.append(f"stage {stage['stage']}: only in {'B' if stage['a'] is None else 'A'}")
+            continue
+        lines.append(f"stage {stage['stage']}: {stage['a']} != {stage['b']}")
+        lines += [f"  {_difference_line(entry)}" for entry in stage["derivations"]]
     return lines
+
+
+def _difference_line(entry: dict) -> str:
+    name, what = entry["name"], entry["what"]
+    if what.startswith("only in"):
+        return f"{name}: {what}"
+    if what == "recipe":
+        return f"{name}: different recipe: {entry['a']} != {entry['b']}"
+    if what == "narHash":
+        return f"{name}!{entry['output']}: NAR hash {entry['a']} != {entry['b']}"
+    return f"{name}!{entry['output']}: references differ"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +13,12 @@ from bootstrap import seed
 from bootstrap.audit.challenge import challenge
 from bootstrap.audit.challenge import render as render_challenge
 from bootstrap.audit.hermetic import AuditedPath, audit_hermetic, render_json, render_table
-from bootstrap.audit.manifest import build_manifest, diff_manifests, load_manifest
+from bootstrap.audit.manifest import (
+    build_manifest,
+    diff_manifests,
+    load_manifest,
+    manifest_differences,
+)
 from bootstrap.audit.reproduce import DIFFERS, FAILED, render, reproduce
 from bootstrap.build import BuildOptions
 from bootstrap.cli.common import (
@@ -43,6 +50,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     text = "compare two manifests: stage hashes first, then each differing derivation"
     diff = checks.add_parser("diff", help=text, description=text)
     diff.add_argument("manifests", nargs=2, metavar="MANIFEST.json", type=Path)
+    diff.add_argument(
+        "--json",
+        action="store_true",
+        help="print the differing stages (both hashes) and derivations as JSON",
+    )
     diff.set_defaults(func=run_diff)
 
     text = "print the stage manifest of a target as the store holds it now (JSON)"
@@ -107,7 +119,7 @@ def _register_challenge(checks: argparse._SubParsersAction) -> None:
 
 def run_challenge(args: argparse.Namespace) -> int:
     urls = list_setting(SUBSTITUTERS, args.substituters).values
-    store = open_store(args)
+    store = open_store(args, create=False)
     roots = store_paths_or_target(args, store, args.items, "audit challenge")
     if roots is None:
         roots = stage_outputs(store, plan_from_args(args, store))
@@ -133,6 +145,12 @@ def _register_reproduce(checks: argparse._SubParsersAction) -> None:
     sub.add_argument("--check-store", type=Path, metavar="ROOT", help="keep the rebuilt paths here")
     sub.add_argument("--diffoscope", type=Path, metavar="DIR", help="write diffoscope reports here")
     sub.add_argument("--cores", type=int, default=1, help="cores each build may use")
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        help="print each derivation's result as JSON: name, drv, status, differing files, "
+        "reason, diffoscope reports",
+    )
     sub.set_defaults(func=run_reproduce)
 
 
@@ -163,7 +181,7 @@ def run_ddc(args: argparse.Namespace) -> int:
 
 
 def run_hermetic(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, create=False)
     store_paths, plain, allowed = _classify(args, store)
     closure_paths = store.closure(store_paths)
     audited = [
@@ -193,7 +211,7 @@ def _classify(
     store_paths: list[str] = []
     plain: list[Path] = []
     for item in args.items:
-        if item.startswith(store.store_dir + "/") or item.startswith(f"{store.physical_dir}/"):
+        if _in_store(store, item):
             path = store.to_store_path(item)
             store.query_info(path)
             store_paths.append(path)
@@ -214,6 +232,15 @@ def _classify(
                 raise BootstrapError(f"stage {item} is not fully built: {missing[0]} is missing")
             store_paths += outputs
     return store_paths, plain, _allowances(args, store) if store_paths else {}
+
+
+def _in_store(store: Store, item: str) -> bool:
+    """Whether `item` names a store path: a logical or physical one, or a file or symlink
+    (a `result` link) that resolves into the store."""
+    physical = (f"{store.physical_dir}/", f"{os.path.realpath(store.physical_dir)}/")
+    return item.startswith((store.store_dir + "/", *physical)) or (
+        os.path.lexists(item) and os.path.realpath(item).startswith(physical)
+    )
 
 
 def _allowances(args: argparse.Namespace, store: Store) -> dict[str, frozenset[str]]:
@@ -241,7 +268,7 @@ def _path_map(specs: list[str], store: Store) -> PathMap:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, create=False)
     plan = plan_from_args(args, store)
     stages = args.only or list(plan.stages)
     unknown = [s for s in stages if s not in plan.stages]
@@ -257,18 +284,25 @@ def run_reproduce(args: argparse.Namespace) -> int:
     finally:
         if args.check_store is None:
             remove_tree(root)
-    print(render(results))
+    if args.json:
+        print_json([dataclasses.asdict(result) for result in results])
+    else:
+        print(render(results))
     return 1 if any(r.status in (DIFFERS, FAILED) for r in results) else 0
 
 
 def run_diff(args: argparse.Namespace) -> int:
     a, b = (load_manifest(path) for path in args.manifests)
+    if args.json:
+        stages = manifest_differences(a, b)
+        print_json({"identical": not stages, "stages": stages})
+        return 1 if stages else 0
     lines = diff_manifests(a, b)
     print("\n".join(lines) if lines else "identical: every stage hash matches")
     return 1 if lines else 0
 
 
 def run_manifest(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, create=False)
     print_json(build_manifest(store, plan_from_args(args, store)))
     return 0

@@ -12,10 +12,18 @@ from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines
 from bootstrap.build import BuildOptions, log_path, outputs_valid
 from bootstrap.builtins import BUILTINS, UNPACK
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
-from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.cli.common import (
+    add_store_options,
+    add_target_options,
+    open_store,
+    plan_from_args,
+    print_json,
+)
 from bootstrap.cli.remote import add_builder_options, add_time_limit_options, builder_settings
+from bootstrap.config import CORES, count_setting
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
+from bootstrap.plan_status import run_json
 from bootstrap.scheduler import BuildGraph, Scheduler
 from bootstrap.store import Store
 from bootstrap.store.disk import disk_full_as_error
@@ -35,8 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--cores",
         type=_positive,
-        default=os.cpu_count() or 1,
-        help="cores each build may use (default: all)",
+        help="cores each build may use (default: $BOOTSTRAP_CORES, the config file's cores, "
+        "else all)",
     )
     run.add_argument(
         "--keep-going", action="store_true", help="build what does not depend on a failure"
@@ -57,6 +65,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="symlink to the last package's output, a GC root (default: result)",
     )
     run.add_argument("--no-out-link", action="store_true", help="create no out link")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="end with one JSON object on stdout (what each derivation became, the stage "
+        "hashes, the manifest and the out link); the summary lines go to stderr",
+    )
     add_substituter_options(run)
     run.set_defaults(func=run_run)
 
@@ -101,7 +115,7 @@ def run_run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args, store)
     graph = plan.graph
     options = BuildOptions(
-        cores=args.cores,
+        cores=count_setting(CORES, args.cores, os.cpu_count() or 1, least=1),
         sandboxed=not args.no_sandbox,
         max_seconds=args.timeout,
         max_silent_seconds=args.max_silent or None,
@@ -119,20 +133,23 @@ def run_run(args: argparse.Namespace) -> int:
         root_name=f"{plan.target}-{plan.profile}",
     )
     summary = scheduler.realise(graph)
-    print(summary.render(graph))
+    out = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
+    print(summary.render(graph), file=out)
     manifest = build_manifest(store, plan)
     with disk_full_as_error(manifest_dir(store)):
         written = write_manifest(manifest, manifest_dir(store))
-    print("stage hashes (compare with `bootstrap audit diff`):")
-    print("\n".join(f"  {line}" for line in summary_lines(manifest)))
-    print(f"manifest: {written}")
-    if not summary.ok:
-        return 1
+    print("stage hashes (compare with `bootstrap audit diff`):", file=out)
+    print("\n".join(f"  {line}" for line in summary_lines(manifest)), file=out)
+    print(f"manifest: {written}", file=out)
     last = graph.derivations[graph.targets[-1]].outputs["out"].path
-    if not args.no_out_link:
-        add_root(store, last, link=Path(args.out_link))
-        print(f"{args.out_link} -> {last}")
-    return 0
+    link = None if args.no_out_link or not summary.ok else Path(args.out_link)
+    if link is not None:
+        add_root(store, last, link=link)
+        print(f"{args.out_link} -> {last}", file=out)
+    if args.json:
+        ended = {"manifest": str(written), "outLink": str(link) if link else None}
+        print_json({**run_json(summary, graph, manifest), **ended, "output": last})
+    return 0 if summary.ok else 1
 
 
 def _warn(message: str) -> None:
@@ -172,7 +189,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_log(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, create=False)
     path = store.to_store_path(args.path)
     drv_path = path if path.endswith(".drv") else store.query_info(path).deriver
     if not drv_path:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bootstrap.cli.common import add_target_options, open_store, plan_from_args
+from bootstrap.cli.common import (
+    add_target_options,
+    is_path_argument,
+    open_store,
+    plan_from_args,
+    print_json,
+)
 from bootstrap.export import (
     COMPRESSIONS,
     export_binary_cache,
@@ -51,23 +57,34 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-logs", action="store_true", help="leave out their build logs (log/<drv name>)"
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print what was exported as JSON: the closure, and which paths were written, "
+        "already present, and whose logs went with them (a tar: the archive and its size)",
+    )
     parser.set_defaults(func=run_export)
 
 
 def _roots(args: argparse.Namespace, store: Store) -> list[str]:
     target = args.target_opt or args.target or ""
-    if "/" in target:
+    if is_path_argument(target):
         return [store_path_root(store, target)]
     return stage_outputs(store, plan_from_args(args, store))
 
 
 def run_export(args: argparse.Namespace) -> int:
     sign_key = read_secret_key(args.sign_key) if args.sign_key else None
-    store = open_store(args)
+    store = open_store(args, create=False)
     roots = _roots(args, store)
     if args.format == "tar":
         result = export_closure_tar(store, roots, args.to, args.compression)
-        print(f"{result.archive}: {len(result.closure)} paths, {result.size} bytes")
+        if args.json:
+            print_json(
+                {"archive": str(result.archive), "paths": list(result.closure), "size": result.size}
+            )
+        else:
+            print(f"{result.archive}: {len(result.closure)} paths, {result.size} bytes")
         return 0
     cache = export_binary_cache(
         store,
@@ -78,6 +95,17 @@ def run_export(args: argparse.Namespace) -> int:
         drvs=not args.no_drvs,
         logs=not args.no_logs,
     )
+    if args.json:
+        print_json(
+            {
+                "directory": str(cache.directory),
+                "paths": list(cache.closure),
+                "written": list(cache.written),
+                "present": list(cache.present),
+                "logs": list(cache.logs),
+            }
+        )
+        return 0
     print(
         f"{cache.directory}: {len(cache.closure)} paths "
         f"({len(cache.written)} written, {len(cache.present)} already present), "

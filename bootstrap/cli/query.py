@@ -4,9 +4,14 @@ path of a closure weighs, and how two closures differ by package."""
 from __future__ import annotations
 
 import argparse
-import os
 
-from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
+from bootstrap.cli.common import (
+    add_store_options,
+    add_target_options,
+    is_path_argument,
+    open_store,
+    plan_from_args,
+)
 from bootstrap.store import Store
 from bootstrap.store.query import TREE, Hit, WhyNode, diff_closures, size_rows, why_depends
 
@@ -90,7 +95,7 @@ def _roots(args: argparse.Namespace, store: Store) -> list[str]:
     """The store path `TARGET` names if it is a path (`result`, or anything with a '/'),
     else the target's stage outputs."""
     target = args.target_opt or args.target or ""
-    if "/" in target or os.path.lexists(target):
+    if is_path_argument(target):
         return [_valid(store, target)]
     from bootstrap.export.roots import stage_outputs  # evaluates recipes: only for a target
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
-from bootstrap.cli.common import add_store_options, open_store, print_json
+from bootstrap.cli.common import add_store_options, open_store, print_json, store_dir_from_args
 from bootstrap.nar import nar_hash
 from bootstrap.signing import fingerprint, read_secret_key
-from bootstrap.store import PathInfo, default_store_dir
+from bootstrap.store import PathInfo
 from bootstrap.store.gc import add_root, collect_garbage
 from bootstrap.store.query import closure_sizes, topo_sort, tree_lines
 from bootstrap.store.verify import VerifyResult, verify_store
@@ -78,6 +78,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="delete the kept work of interrupted builds even if their derivation is live",
     )
+    gc.add_argument(
+        "--json",
+        action="store_true",
+        help="print the roots, live and deleted paths, leftovers and bytes freed as JSON",
+    )
     add_store_options(gc)
     gc.set_defaults(func=run_gc)
 
@@ -102,7 +107,7 @@ def run_add(args: argparse.Namespace) -> int:
     name = args.name or args.path.name
     if args.dry_run:
         digest, _ = nar_hash(args.path)
-        print(source_path(digest, name, args.store_dir or default_store_dir()))
+        print(source_path(digest, name, store_dir_from_args(args)))
     else:
         print(open_store(args).add_path(args.path, name))
     return 0
@@ -117,7 +122,7 @@ QUERIES = {
 
 
 def run_path_info(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, create=False)
     paths = [store.to_store_path(p) for p in args.paths]
     infos = [store.query_info(p) for p in (store.closure(paths) if args.recursive else paths)]
     sizes = closure_sizes(store, paths) if args.closure_size else {}
@@ -166,7 +171,7 @@ def _info_json(info: PathInfo, closure: int | None = None) -> dict:
 
 def run_sign(args: argparse.Namespace) -> int:
     key = read_secret_key(args.key)
-    store = open_store(args)
+    store = open_store(args, create=False)
     paths = [store.to_store_path(p) for p in args.paths]
     for path in store.closure(paths) if args.recursive else paths:
         info = store.query_info(path)
@@ -224,8 +229,21 @@ def _warn(message: str) -> None:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    store = open_store(args, create=not args.dry_run, reclaim=not args.dry_run)
+    store = open_store(args, create=False, reclaim=not args.dry_run)
     result = collect_garbage(store, dry_run=args.dry_run, delete_partial=args.delete_partial)
+    if args.json:
+        print_json(
+            {
+                "dryRun": args.dry_run,
+                "roots": result.roots,
+                "live": result.live,
+                "deleted": result.dead,
+                "leftovers": result.garbage_files,
+                "keptPartial": result.kept_partial,
+                "freedBytes": result.freed_bytes,
+            }
+        )
+        return 0
     verb = "would delete" if args.dry_run else "deleted"
     for path in result.dead:
         print(f"{verb} {path}")
@@ -241,6 +259,6 @@ def run_gc(args: argparse.Namespace) -> int:
 
 
 def run_add_root(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, create=False)
     print(add_root(store, store.to_store_path(args.path), args.link))
     return 0
