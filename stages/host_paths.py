@@ -58,7 +58,7 @@ BINUTILS_DEFAULTS = (
 
 # binutils 2.40 adds: ld's default library directories of its 32-bit and x32 emulations, bfd's
 # default x32 interpreter, and the directories where objdump, readelf and strip look for
-# separate debug info (`/lib/debH` is those bytes inside an instruction, not a string).
+# separate debug info.
 BINUTILS_240_DEFAULTS = (
     *BINUTILS_DEFAULTS,
     "/lib32",
@@ -74,7 +74,6 @@ BINUTILS_240_DEFAULTS = (
     "/usr/lib/debug/usr/",
     "/usr/lib64/debug/",
     "/usr/lib64/debug/usr",
-    "/lib/debH",
 )
 
 # gcc 10 and later with the store's musl as --with-sysroot: the start-file, library and header
@@ -99,14 +98,13 @@ GCC_DRIVER_LOADERS = (
 LIBBACKTRACE_DEBUG = ("/usr/lib/debug/", "/usr/lib/debug/.build-id/")
 
 # gcc for glibc (stage 6): its driver's specs name the musl loaders behind -mmusl (as the
-# musl-targeting gcc's name glibc's), and its libbacktrace builds "/usr/lib/debug" in registers,
-# which reads as `/usr/libH` (the next instruction's first byte).
+# musl-targeting gcc's name glibc's). (Its libbacktrace builds "/usr/lib/debug" in registers,
+# 8 bytes per `movabs`: the audit reads such an operand as a piece of LIBBACKTRACE_DEBUG's.)
 GCC_DRIVER_MUSL_LOADERS = (
     "/lib/ld-musl-i386.so.1",
     "/lib/ld-musl-x86_64.so.1",
     "/lib/ld-musl-x32.so.1",
 )
-LIBBACKTRACE_DEBUG_INLINE = ("/usr/libH",)
 
 # The same directories in gcc's programs compiled at -O2: libbacktrace's `/usr/lib/debug/`,
 # `.debug/` and `.build-id/` are stored side by side without terminators (they are copied by
@@ -247,8 +245,7 @@ LLD_PORTS = (
 # CMake's find_* commands and generators know the conventional prefixes of many systems
 # (/usr, /usr/local, X11 and OpenGL directories, /usr/lib64/ and /usr/libx32/ library
 # suffixes, os-release for CMAKE_HOST_SYSTEM) and search them only under CMAKE_SYSROOT or when
-# a project asks; the chain's builds find everything through their inputs. `/usr/incH9`,
-# `/usr/incL`, `/usr/locH`, `/usr/sbiH` are those bytes inside instructions.
+# a project asks; the chain's builds find everything through their inputs.
 CMAKE_SEARCH_DEFAULTS = (
     "/bin/",
     "/lib",
@@ -256,19 +253,15 @@ CMAKE_SEARCH_DEFAULTS = (
     "/usr/.",
     "/usr/X11R6/lib/X11/xinit/xinitrc",
     "/usr/bsd",
-    "/usr/incH9",
-    "/usr/incL",
     "/usr/include",
     "/usr/lib.",
     "/usr/lib/",
     "/usr/lib/os-release",
     "/usr/lib64/",
     "/usr/libx32/",
-    "/usr/locH",
     "/usr/local",
     "/usr/local/",
     "/usr/openwin/include/GL/",
-    "/usr/sbiH",
     "/usr/sbin",
 )
 
