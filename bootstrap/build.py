@@ -23,13 +23,12 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootstrap.buildgraph import outputs_valid
 from bootstrap.builtins import BUILTINS, run_builtin
 from bootstrap.derivation import Derivation
 from bootstrap.drv_options import EXPORT_REFERENCES_GRAPH, DrvOptions
-from bootstrap.elf.fixup import FixupPolicy, fixup_output
-from bootstrap.elf.paths import PathMap
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.fstree import remove_tree
@@ -39,6 +38,9 @@ from bootstrap.store.canonical import canonicalise, make_private_dir, replace_fi
 from bootstrap.store.db import BuildTime
 from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
+
+if TYPE_CHECKING:  # the ELF code (pyelftools, lief) loads when an output is fixed up
+    from bootstrap.elf.fixup import FixupPolicy
 
 LOG_TAIL_LINES = 25
 # the builder's /build: this directory inside a private scratch directory it never sees
@@ -337,6 +339,9 @@ def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
     """How outputs of `drv` must load: as its options ask (`DrvOptions`: the interpreter and
     `#!` programs, where `$out` and the like name its own outputs); `#!` lines for sh point
     at the builder's `$SHELL`."""
+    from bootstrap.elf.fixup import FixupPolicy
+    from bootstrap.elf.paths import PathMap
+
     options = options_of(drv).expand({name: out.path for name, out in drv.outputs.items()})
     shebangs = dict(options.shebangs)
     if "SHELL" in drv.env:
@@ -351,6 +356,8 @@ def fixup_policy(store: Store, drv: Derivation) -> FixupPolicy:
 
 def _fixup(store: Store, drv: Derivation, name: str, path: Path, log_file: Path) -> None:
     """Repair interpreters, RUNPATHs and `#!` lines; fail the build on what cannot be fixed."""
+    from bootstrap.elf.fixup import fixup_output
+
     report = fixup_output(path, drv.outputs[name].path, fixup_policy(store, drv))
     with open(log_file, "a") as log:
         for change in report.changes:

@@ -20,7 +20,6 @@ from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.hashing import Hash
-from bootstrap.unpack import unpack
 
 FETCHURL = "builtin:fetchurl"
 UNPACK = "builtin:unpack"
@@ -38,6 +37,8 @@ def run_builtin(drv: Derivation, out: Path, fetcher: Fetcher) -> None:
         if drv.env.get("executable") == "1":
             out.chmod(0o755)
     elif drv.builder == UNPACK:
+        from bootstrap.unpack import unpack  # archive modules load only when unpacking
+
         archive_hash = Hash.parse(drv.env.get("archiveHash", ""), "sha256")
         archive = fetcher.download(urls, archive_hash, name=drv.name)
         unpack(archive, out, strip_top=drv.env.get("stripTop") == "1")

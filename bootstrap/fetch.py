@@ -26,19 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
-
-import requests
-import urllib3
-from tqdm import tqdm
 
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash, hash_file
 from bootstrap.limits import MAX_DOWNLOAD, format_size
 from bootstrap.mirrors import Mirrors
 from bootstrap.storepath import validate_name
+
+if TYPE_CHECKING:  # requests, urllib3 and tqdm load only when something is downloaded
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +264,9 @@ class Fetcher:
     def _fetch_http(self, url: str, wanted: _Wanted, part: Path) -> None:
         """Download `url` into `part`, resuming what is there. Retry with exponential back-off;
         only attempts that added no bytes count against `attempts`."""
+        import requests
+        import urllib3
+
         last_error, failed = "", 0
         with requests.Session() as session:
             while failed < self.attempts:
@@ -316,6 +317,8 @@ class Fetcher:
         total: int | None,
     ) -> int:
         received = offset
+        from tqdm import tqdm
+
         bar = tqdm(
             total=total,
             initial=offset,
@@ -380,7 +383,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _copy_local(url: str, wanted: _Wanted, part: Path) -> None:
-    path = Path(url2pathname(unquote(urlsplit(url).path)))
+    path = Path(
+        unquote(unquote(urlsplit(url).path))
+    )  # as url2pathname on POSIX, without urllib.request
     try:
         with open(path, "rb") as source, open(part, "wb") as out:
             copied = 0

@@ -1,19 +1,3 @@
-"""Audits of store closures: checks that run after a stage is built."""
-
-from bootstrap.audit.hermetic import (
-    AuditedPath,
-    Violation,
-    ViolationKind,
-    audit_hermetic,
-    render_json,
-    render_table,
-)
-
-__all__ = [
-    "AuditedPath",
-    "Violation",
-    "ViolationKind",
-    "audit_hermetic",
-    "render_json",
-    "render_table",
-]
+"""Audits of store closures: hermeticity (`hermetic`), reproducibility (`reproduce`), cache
+challenges (`challenge`) and stage manifests (`manifest`). Each module is imported on its own,
+so the manifest a run writes does not load the ELF reader."""
