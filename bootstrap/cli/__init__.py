@@ -18,6 +18,8 @@ import argparse
 import difflib
 import importlib
 import os
+import re
+import shlex
 import signal
 import sys
 from collections.abc import Iterable
@@ -40,6 +42,8 @@ COMMAND_MODULES = (
     "query",
     "plan",
     "shell",
+    "settings",
+    "manual",
 )
 
 # command word -> the module that registers it (tests check this against the modules)
@@ -59,7 +63,14 @@ COMMANDS = {
     "import": "copy",
     **dict.fromkeys(("why-depends", "size", "diff-closures"), "query"),
     **dict.fromkeys(("shell", "env"), "shell"),
+    "config": "settings",
+    **dict.fromkeys(("completion", "man"), "manual"),
 }
+
+# options a user gave that a command suggested in an error message repeats, if it takes them
+# (the store they named, the recipes and profile), as `dest` -> option
+REPEATED_OPTIONS = {"store": "--store", "store_dir": "--store-dir", "stages": "--stages"}
+SUGGESTED_COMMAND = re.compile(r"`bootstrap ([^`]*)`")
 
 # commands that run a command of the user's, given after `--` (kept out of the parser)
 PASS_THROUGH = ("shell",)
@@ -152,8 +163,46 @@ def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv[:cut], argv[cut + 1 :]
 
 
+def with_user_options(message: str, args: argparse.Namespace) -> str:
+    """`message` with each command it suggests (`bootstrap ...` in backquotes) repeating the
+    store options, recipes and profile the user gave, where that command takes them."""
+    given = [(flag, getattr(args, dest, None)) for dest, flag in REPEATED_OPTIONS.items()]
+    given = [(flag, value) for flag, value in given if value is not None]
+    if getattr(args, "profile", "default") != "default":
+        given.append(("--profile", args.profile))
+    if not given or not SUGGESTED_COMMAND.search(message):
+        return message
+    parser = build_parser()
+
+    def repeat(match: re.Match) -> str:
+        words = match.group(1).split()
+        options = _options_of(parser, words)
+        extra = [
+            f"{flag} {shlex.quote(os.fspath(value))}"
+            for flag, value in given
+            if flag in options and flag not in words
+        ]
+        return f"`bootstrap {' '.join([*words, *extra])}`"
+
+    return SUGGESTED_COMMAND.sub(repeat, message)
+
+
+def _options_of(parser: argparse.ArgumentParser, words: list[str]) -> dict[str, object]:
+    """The options of the (sub)command that `words` name."""
+    for word in words:
+        commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not commands or word not in commands[0].choices:
+            break
+        parser = commands[0].choices[word]
+    return parser._option_string_actions
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (bootstrap completion)
+        from bootstrap.cli.manual import complete
+
+        complete(build_parser())
     argv, passthrough = _split_passthrough(argv)
     args = build_parser(_modules_for(argv)).parse_args(argv)
     if passthrough is not None:
@@ -162,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except BootstrapError as err:
-        return _fail(str(err))
+        return _fail(with_user_options(str(err), args))
     except BrokenPipeError:
         return 141
     except OSError as err:  # a file system error no check foresaw: still one line

@@ -39,7 +39,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 # the commands that make a store where there is none: those that build or add paths
-CREATING_COMMANDS = "run, build, fetch, store add, copy, import, drv import, seed import"
+CREATING_COMMANDS = "run, build, fetch, shell, store add, copy, import, drv import"
 
 
 def open_store(args: argparse.Namespace, create: bool = True, reclaim: bool = False) -> Store:
