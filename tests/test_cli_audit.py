@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from bootstrap.store import Store
+
 from .conftest import run_cli
 from .engine_fixtures import requires_busybox
 from .test_cli_build import cli_env, make_stages
@@ -62,6 +64,7 @@ def test_audits_of_a_built_target(tmp_path):
 def test_audit_errors_are_one_line(tmp_path):
     stages = make_stages(tmp_path)
     env = cli_env(tmp_path)
+    Store(tmp_path / "root")  # an empty store: audits never make one
     for args, message in (
         (("audit", "hermetic", "stage9", "--stages", stages), b"neither a store path"),
         (("audit", "hermetic", "stage1", "--stages", stages), b"is not fully built"),
