@@ -1,18 +1,21 @@
 """Patching real gcc builds to a store interpreter and RUNPATH, then running them in a sandbox
-with nothing but the store tree; readelf and patchelf check the files we write."""
+with nothing but the store tree; readelf and patchelf check the files we write. Both writers
+are tested: the in-place one (the default) and lief rebuilding the whole file."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bootstrap.elf.inspect import ElfError, read_elf
-from bootstrap.elf.patch import ElfPatch, LiefPatcher
+from bootstrap.elf.patch import ElfPatch, ElfPatcher, InPlacePatcher, LiefPatcher
 from tests.test_elf_programs import (
+    _MAIN_SOURCE,
     GLIBC,
     GREET,
     GREETING,
@@ -20,6 +23,7 @@ from tests.test_elf_programs import (
     LD_SO,
     Programs,
     StoreTree,
+    gcc,
     readelf_warnings,
     requires_bwrap,
     run_sandboxed,
@@ -28,6 +32,12 @@ from tests.test_elf_programs import programs as programs
 
 STORE_RUNPATH = (f"{GREET}/lib", f"{GLIBC}/lib")
 PATCH = ElfPatch(interpreter=LD_SO, runpath=STORE_RUNPATH)
+PATCHERS = pytest.mark.parametrize(
+    "patcher", [InPlacePatcher(), LiefPatcher()], ids=["in-place", "lief"]
+)
+requires_patchelf = pytest.mark.skipif(
+    shutil.which("patchelf") is None, reason="patchelf is not installed"
+)
 
 
 @pytest.fixture
@@ -36,7 +46,7 @@ def store(tmp_path: Path, programs: Programs) -> StoreTree:
     store = StoreTree(tmp_path / "store")
     store.add_host_glibc()
     library = store.add(f"{GREET}/lib/libgreet.so.1", programs.library)
-    assert LiefPatcher().set_runpath(library, [f"{GLIBC}/lib"])
+    assert InPlacePatcher().set_runpath(library, [f"{GLIBC}/lib"])
     return store
 
 
@@ -49,10 +59,11 @@ def _sha256(path: Path) -> str:
 
 
 @requires_bwrap
+@PATCHERS
 @pytest.mark.parametrize("stripped", [False, True], ids=["unstripped", "stripped-first"])
 @pytest.mark.parametrize("name", ["pie", "nopie"])
 def test_patched_program_runs_with_only_the_store(
-    programs: Programs, store: StoreTree, name: str, stripped: bool
+    programs: Programs, store: StoreTree, name: str, stripped: bool, patcher: ElfPatcher
 ) -> None:
     logical = f"{HELLO}/bin/hello-{name}"
     program = store.add(logical, getattr(programs, name))
@@ -60,19 +71,22 @@ def test_patched_program_runs_with_only_the_store(
         _strip(program)
         _strip(store.real(f"{GREET}/lib/libgreet.so.1"))
     assert run_sandboxed(store, logical).returncode != 0  # host interpreter: cannot start
-    assert LiefPatcher().apply(program, PATCH)
+    assert patcher.apply(program, PATCH)
     result = run_sandboxed(store, logical)
     assert (result.returncode, result.stdout) == (0, GREETING + "\n"), result.stderr
     assert readelf_warnings(program) == ""
     assert readelf_warnings(store.real(f"{GREET}/lib/libgreet.so.1")) == ""
 
 
-@pytest.mark.skipif(shutil.which("patchelf") is None, reason="patchelf is not installed")
-def test_patchelf_reads_back_what_we_wrote(programs: Programs, tmp_path: Path) -> None:
+@requires_patchelf
+@PATCHERS
+def test_patchelf_reads_back_what_we_wrote(
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
+) -> None:
     for source in (programs.pie, programs.nopie, programs.with_rpath, programs.with_old_rpath):
         copy = tmp_path / source.name
         shutil.copy2(source, copy)
-        LiefPatcher().apply(copy, PATCH)
+        patcher.apply(copy, PATCH)
         for option, expected in (
             ("--print-interpreter", LD_SO),
             ("--print-rpath", ":".join(STORE_RUNPATH)),
@@ -82,86 +96,105 @@ def test_patchelf_reads_back_what_we_wrote(programs: Programs, tmp_path: Path) -
             assert out.stdout.strip() == expected, (source.name, option)
 
 
-def test_patching_is_deterministic_and_idempotent(programs: Programs, tmp_path: Path) -> None:
+@PATCHERS
+def test_patching_is_deterministic_and_idempotent(
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
+) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     for copy in (first, second):
         shutil.copy2(programs.nopie, copy)
-        assert LiefPatcher().apply(copy, PATCH) is True
+        assert patcher.apply(copy, PATCH) is True
     assert _sha256(first) == _sha256(second)
     digest = _sha256(first)
-    assert LiefPatcher().apply(first, PATCH) is False
-    assert LiefPatcher().set_interpreter(first, LD_SO) is False
-    assert LiefPatcher().set_runpath(first, STORE_RUNPATH) is False
+    assert patcher.apply(first, PATCH) is False
+    assert patcher.set_interpreter(first, LD_SO) is False
+    assert patcher.set_runpath(first, STORE_RUNPATH) is False
     assert _sha256(first) == digest
 
 
+@PATCHERS
 def test_keeps_permission_bits_and_leaves_no_temporary_files(
-    programs: Programs, tmp_path: Path
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
 ) -> None:
     copy = tmp_path / "hello"
     shutil.copy2(programs.pie, copy)
     copy.chmod(0o750)
-    LiefPatcher().apply(copy, PATCH)
+    patcher.apply(copy, PATCH)
     assert copy.stat().st_mode & 0o7777 == 0o750
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hello"]
 
 
-def test_rpath_becomes_runpath_and_can_be_removed(programs: Programs, tmp_path: Path) -> None:
+@PATCHERS
+def test_rpath_becomes_runpath_and_can_be_removed(
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
+) -> None:
     copy = tmp_path / "hello"
     shutil.copy2(programs.with_old_rpath, copy)
-    assert LiefPatcher().set_runpath(copy, [f"{GLIBC}/lib"])
+    assert patcher.set_runpath(copy, [f"{GLIBC}/lib"])
     info = read_elf(copy)
     assert (info.rpath, info.runpath) == (None, f"{GLIBC}/lib")
-    assert LiefPatcher().set_runpath(copy, [])
+    assert patcher.set_runpath(copy, [])
     info = read_elf(copy)
     assert (info.rpath, info.runpath) == (None, None)
-    assert LiefPatcher().set_runpath(copy, []) is False
+    assert patcher.set_runpath(copy, []) is False
 
 
-def test_shrinking_a_runpath_does_not_grow_the_file(programs: Programs, tmp_path: Path) -> None:
+@PATCHERS
+def test_shrinking_a_runpath_does_not_grow_the_file(
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
+) -> None:
     copy = tmp_path / "hello"
     shutil.copy2(programs.with_rpath, copy)
     size = copy.stat().st_size
-    assert LiefPatcher().set_runpath(copy, ["/opt/greet"])
+    assert patcher.set_runpath(copy, ["/opt/greet"])
     assert copy.stat().st_size <= size
     assert read_elf(copy).runpath == "/opt/greet"
+    assert b"/usr/lib/greet" not in copy.read_bytes()
 
 
-def test_refuses_to_add_an_interpreter(programs: Programs, tmp_path: Path) -> None:
+@PATCHERS
+def test_refuses_to_add_an_interpreter(
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
+) -> None:
     for source in (programs.library, programs.static, programs.static_pie):
         copy = tmp_path / source.name
         shutil.copy2(source, copy)
         digest = _sha256(copy)
         with pytest.raises(ElfError, match="has no PT_INTERP"):
-            LiefPatcher().set_interpreter(copy, LD_SO)
+            patcher.set_interpreter(copy, LD_SO)
         assert _sha256(copy) == digest
 
 
-def test_refuses_bad_requests_and_bad_files(programs: Programs, tmp_path: Path) -> None:
+@PATCHERS
+def test_refuses_bad_requests_and_bad_files(
+    programs: Programs, tmp_path: Path, patcher: ElfPatcher
+) -> None:
     copy = tmp_path / "static"
     shutil.copy2(programs.static, copy)
     with pytest.raises(ElfError, match="no use for a RUNPATH"):
-        LiefPatcher().set_runpath(copy, ["/x"])
+        patcher.set_runpath(copy, ["/x"])
     library = tmp_path / "lib.so"
     shutil.copy2(programs.library, library)
     with pytest.raises(ElfError, match="contains ':'"):
-        LiefPatcher().set_runpath(library, ["/a:/b"])
+        patcher.set_runpath(library, ["/a:/b"])
     text = tmp_path / "text"
     text.write_text("not an ELF\n")
     with pytest.raises(ElfError, match="not an ELF file"):
-        LiefPatcher().set_runpath(text, ["/x"])
+        patcher.set_runpath(text, ["/x"])
 
 
 @requires_bwrap
+@PATCHERS
 @pytest.mark.parametrize("name", ["pie", "nopie"])
 def test_strip_after_patching_is_caught_by_the_reader(
-    programs: Programs, store: StoreTree, name: str
+    programs: Programs, store: StoreTree, name: str, patcher: ElfPatcher
 ) -> None:
     """The wrong order (patch, then strip) breaks lief-patched non-PIE executables. Whatever
-    strip does, the reader must refuse exactly the files that no longer run."""
+    strip does, the reader must refuse exactly the files that no longer run. What the
+    in-place writer leaves is a consistent file, which strip keeps runnable."""
     logical = f"{HELLO}/bin/hello-{name}"
     program = store.add(logical, getattr(programs, name))
-    LiefPatcher().apply(program, PATCH)
+    patcher.apply(program, PATCH)
     _strip(program)
     runs = run_sandboxed(store, logical).stdout == GREETING + "\n"
     if runs:
@@ -169,3 +202,95 @@ def test_strip_after_patching_is_caught_by_the_reader(
     else:
         with pytest.raises(ElfError, match="stripped after patching"):
             read_elf(program)
+    if isinstance(patcher, InPlacePatcher):
+        assert runs
+
+
+# The host's own loader under a longer name, so a new interpreter never fits the old slot.
+HOST_LOADER = str(Path("/lib64/ld-linux-x86-64.so.2").resolve())
+HOST_LIBS = str(
+    Path(subprocess.check_output(["gcc", "-print-file-name=libc.so.6"], text=True)).parent
+)
+LONG_ENTRY = "/nonexistent/" + "x" * 100
+HOST_PROGRAMS = (("ls", "--version"), ("sort", "--version"), ("dash", "-c", "echo ok"))
+
+
+def _host_patch(*dirs: str) -> ElfPatch:
+    return ElfPatch(interpreter=HOST_LOADER, runpath=(*dirs, HOST_LIBS, LONG_ENTRY))
+
+
+def _readback(path: Path, patch: ElfPatch) -> None:
+    for option, expected in (
+        ("--print-interpreter", patch.interpreter),
+        ("--print-rpath", ":".join(patch.runpath)),
+    ):
+        out = subprocess.run(["patchelf", option, path], capture_output=True, text=True)
+        assert out.stdout.strip() == expected, (path.name, option)
+    dynamic = subprocess.run(["readelf", "-dW", path], capture_output=True, text=True)
+    assert f"Library runpath: [{':'.join(patch.runpath)}]" in dynamic.stdout
+    assert readelf_warnings(path) == ""
+
+
+@requires_patchelf
+@pytest.mark.parametrize("command", HOST_PROGRAMS, ids=[c[0] for c in HOST_PROGRAMS])
+def test_host_programs_patched_in_place_still_run(tmp_path: Path, command: tuple) -> None:
+    """Real host programs get a longer interpreter and RUNPATH in their own slack: the file
+    keeps its size, reads back right, runs, and still runs after strip."""
+    source = shutil.which(command[0])
+    if source is None:
+        pytest.skip(f"{command[0]} is not installed")
+    copy = tmp_path / command[0]
+    shutil.copy2(source, copy)
+    expected = subprocess.run([source, *command[1:]], capture_output=True, text=True)
+    assert InPlacePatcher().apply(copy, _host_patch())
+    assert copy.stat().st_size == Path(source).stat().st_size
+    assert b"/lib64/ld-linux-x86-64.so.2" not in copy.read_bytes()
+    _readback(copy, _host_patch())
+    for program in (copy, tmp_path / "stripped"):
+        if program != copy:
+            subprocess.run(["strip", "-o", program, copy], check=True)
+        result = subprocess.run([program, *command[1:]], capture_output=True, text=True)
+        assert (result.returncode, result.stdout) == (expected.returncode, expected.stdout)
+
+
+@requires_patchelf
+def test_without_room_after_dynstr_the_string_table_is_copied(
+    programs: Programs, tmp_path: Path
+) -> None:
+    """Without -z separate-code, code follows .dynstr in its segment and cannot slide; the
+    table is copied, with the new RUNPATH, into the slack at the segment's end."""
+    main_c = tmp_path / "main.c"
+    main_c.write_text(_MAIN_SOURCE)
+    program = tmp_path / "hello-noseparate"
+    link = ("-L", programs.library.parent, "-lgreet")
+    gcc("-O2", "-Wl,-z,noseparate-code", "-o", program, main_c, *link)
+    size = program.stat().st_size
+    patch = _host_patch(str(programs.library.parent))
+    assert InPlacePatcher().apply(program, patch)
+    assert program.stat().st_size == size
+    _readback(program, patch)
+    result = subprocess.run([program], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, GREETING + "\n"), result.stderr
+
+
+def test_in_place_patching_does_not_import_lief(programs: Programs, tmp_path: Path) -> None:
+    copy = tmp_path / "hello"
+    shutil.copy2(programs.pie, copy)
+    script = (
+        "import sys; from bootstrap.elf.patch import ElfPatch, InPlacePatcher; "
+        f"assert InPlacePatcher().apply(sys.argv[1], {PATCH!r}); print('lief' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script, copy], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@requires_patchelf
+def test_without_room_lief_writes_the_file(programs: Programs, tmp_path: Path) -> None:
+    """A RUNPATH longer than any slack in the file goes to lief, which grows the file."""
+    copy = tmp_path / "hello"
+    shutil.copy2(programs.pie, copy)
+    size = copy.stat().st_size
+    patch = ElfPatch(interpreter=LD_SO, runpath=("/" + "y" * 5000,))
+    assert InPlacePatcher().apply(copy, patch)
+    assert copy.stat().st_size > size
+    _readback(copy, patch)

@@ -5,7 +5,7 @@ A leaf layer: it imports only `bootstrap.errors`, so the builder and the audit c
 
 from bootstrap.elf.fixup import FixupChange, FixupPolicy, FixupProblem, FixupReport, fixup_output
 from bootstrap.elf.inspect import ElfError, ElfInfo, ElfKind, is_elf, read_elf
-from bootstrap.elf.patch import ElfPatch, ElfPatcher, LiefPatcher
+from bootstrap.elf.patch import ElfPatch, ElfPatcher, InPlacePatcher, LiefPatcher
 from bootstrap.elf.paths import PathMap, find_library, shrink_search_path
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "FixupPolicy",
     "FixupProblem",
     "FixupReport",
+    "InPlacePatcher",
     "LiefPatcher",
     "PathMap",
     "find_library",

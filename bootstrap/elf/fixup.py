@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from bootstrap.elf.inspect import ElfError, ElfInfo, is_elf, read_elf
-from bootstrap.elf.patch import ElfPatch, ElfPatcher, LiefPatcher, staged_replacement
+from bootstrap.elf.patch import ElfPatch, ElfPatcher, InPlacePatcher, staged_replacement
 from bootstrap.elf.paths import (
     PathMap,
     expand_origin,
@@ -99,7 +99,7 @@ def fixup_output(
     if output.is_symlink():
         return FixupReport()
     path_map = policy.path_map.with_mount(output_path, output)
-    fixer = _Fixer(policy, patcher or LiefPatcher(), path_map)
+    fixer = _Fixer(policy, patcher or InPlacePatcher(), path_map)
     for physical in regular_files(output):
         fixer.fix_file(physical, path_map.logical(physical))
     return fixer.report

@@ -1,14 +1,15 @@
 """Changing what an ELF file asks of the loader: its interpreter and its RUNPATH.
 
-`ElfPatcher` is the small interface callers use; `LiefPatcher` is the one backend. A patch is
-applied only when the file differs from what is asked (read with `bootstrap.elf.inspect`), so
-patching twice gives the same bytes. Files are rewritten through a temporary name and keep
-their permission bits.
+`ElfPatcher` is the small interface callers use. `InPlacePatcher` (the default) writes the new
+strings where the old ones were or into the file's slack (`bootstrap.elf.inplace`) and leaves
+only files without room to lief; `LiefPatcher` has lief rebuild every file. A patch is applied
+only when the file differs from what is asked, so patching twice gives the same bytes. Files
+are rewritten through a temporary name and keep their permission bits.
 
 Pitfalls (see docs/elf.md): strip before patching, never after (lief moves the program header
-table; `strip` on a patched non-PIE executable leaves it crashing in ld.so); a RUNPATH longer
-than the space the old strings free makes lief move the whole .dynstr into a new segment, so
-the file grows by the size of .dynstr.
+table; `strip` on a lief-patched non-PIE executable leaves it crashing in ld.so); a RUNPATH
+longer than the space the old strings free makes lief move the whole .dynstr into a new
+segment, so the file grows by the size of .dynstr.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bootstrap.elf.inplace import plan_writes
 from bootstrap.elf.inspect import ElfError, ElfInfo, read_elf
+from bootstrap.elf.layout import Layout, LayoutError
 
 if TYPE_CHECKING:
     import lief
@@ -99,6 +103,43 @@ class LiefPatcher(ElfPatcher):
             if patch.runpath:
                 binary.add(lief.ELF.DynamicEntryRunPath(":".join(patch.runpath)))
         return bytes(binary.write_to_bytes())
+
+
+class InPlacePatcher(LiefPatcher):
+    """Writes the new strings into a copy of the file where they fit (no rebuild, no lief
+    import); files without room, and files the fast reader does not handle, go to lief."""
+
+    def apply(self, path: Path, patch: ElfPatch) -> bool:
+        path = Path(path)
+        try:
+            with open(path, "rb") as stream:
+                elf = Layout(path, stream.fileno())
+                info = elf.info()
+                _check_patch(info, patch)
+                todo = patch.needed_on(info)
+                if todo.is_empty:
+                    return False
+                writes = plan_writes(elf, todo.interpreter, todo.runpath)
+        except (OSError, LayoutError):
+            writes = None
+        if writes is None:
+            return super().apply(path, patch)
+        with staged_replacement(path) as staged:
+            shutil.copyfile(path, staged)
+            with open(staged, "r+b") as stream:
+                for offset, data in writes:
+                    os.pwrite(stream.fileno(), data, offset)
+                _check_written(staged, stream.fileno(), patch)
+        return True
+
+
+def _check_written(path: Path, fd: int, patch: ElfPatch) -> None:
+    try:
+        info = Layout(path, fd).info()
+    except LayoutError as err:
+        raise ElfError(f"{path}: patched file does not read back: {err}") from None
+    if not patch.needed_on(info).is_empty:
+        raise ElfError(f"{path}: patched file does not read back as asked ({patch})")
 
 
 def _import_lief():
