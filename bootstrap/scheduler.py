@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bootstrap import progress
 from bootstrap.build import (
     BuildOptions,
     BuildOutcome,
@@ -36,18 +36,16 @@ from bootstrap.build import (
     realise,
 )
 from bootstrap.buildgraph import BuildGraph, complete, instantiate
+from bootstrap.builtins import BUILTINS
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
-from bootstrap.fetch import progress_wanted
 from bootstrap.store import Store
 from bootstrap.store.db import BuildTime
 from bootstrap.store.disk import disk_full, is_disk_full
 from bootstrap.store.gc import set_profile_root
 from bootstrap.timings import Report, Step, run_lines
 
-if TYPE_CHECKING:  # remote building, substitution and the progress bar load when used
-    from tqdm import tqdm
-
+if TYPE_CHECKING:  # remote building and substitution load when used
     from bootstrap.remote.machines import Machine
     from bootstrap.substitute import Substituter
 
@@ -107,6 +105,9 @@ class Scheduler:
     # without a progress bar, a build says at most this often how long it has run and what its
     # log last said (a line on stderr), so a long build in a CI log shows it is alive
     heartbeat_seconds: float = 300.0
+    # told what happens: each build's start, log lines and end, and notes (the scheduler prints
+    # nothing itself); default: a progress.Reporter with `progress` and `heartbeat_seconds`
+    on_event: progress.OnEvent | None = None
     # asked for a derivation's outputs before it is built (None: build everything)
     substituter: Substituter | None = None
     # called after substitution, before the first build (e.g. to provide the seed archive)
@@ -117,6 +118,9 @@ class Scheduler:
     builders: Sequence[Machine] = ()
 
     def __post_init__(self) -> None:
+        self._emit = self.on_event or progress.Reporter(
+            self.progress, heartbeat_seconds=self.heartbeat_seconds
+        )
         self._placed: dict[str, Machine | None] = {}  # running drv path -> where (None: here)
         self._down: set[Machine] = set()
         self._weights: dict[str, int] = {}
@@ -148,7 +152,7 @@ class Scheduler:
         try:
             set_profile_root(self.store, name, [*graph.output_paths(), *graph.targets])
         except BootstrapError as err:
-            print(f"bootstrap: warning: the run's GC root was not updated: {err}", file=sys.stderr)
+            self._note(f"bootstrap: warning: the run's GC root was not updated: {err}")
 
     def instantiate(self, graph: BuildGraph) -> set[str]:
         """Write local sources and every drv of the graph into the store; return the graph's
@@ -174,7 +178,7 @@ class Scheduler:
                 for name, out in outputs.items():
                     self.store.db.set_drv_output(path, name, out)
                 done[path] = self.substituter.origins.get(outputs["out"], "")
-                print(f"substituted {drv.name} from {done[path]}", file=sys.stderr, flush=True)
+                self._note(f"substituted {drv.name} from {done[path]}")
             else:
                 todo.extend(graph.inputs_of(path))
         return done
@@ -199,31 +203,25 @@ class Scheduler:
         summary = Summary(reused=present)
         if not missing:
             return summary
-        from tqdm import tqdm
-
         waiting = {p: {d for d in graph.inputs_of(p) if d in missing_set} for p in missing}
-        bar = tqdm(
-            total=len(missing),
-            desc="building",
-            unit="drv",
-            disable=not progress_wanted(self.progress),
-        )
+        builtins = sum(graph.derivations[p].builder in BUILTINS for p in missing)
+        self._emit(progress.Event(progress.PLAN, count=len(missing) - builtins, total=builtins))
         running: dict[Future, str] = {}
         workers = max(1, self.max_jobs + sum(m.max_jobs for m in self.builders))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
                 while waiting or running:
-                    self._submit_ready(graph, pool, waiting, running, summary, bar)
+                    self._submit_ready(graph, pool, waiting, running, summary)
                     if not running:
                         break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
-                        self._finish(graph, running.pop(future), future, waiting, summary, bar)
+                        self._finish(graph, running.pop(future), future, waiting, summary)
             except KeyboardInterrupt:
                 self._cancel(running)
                 raise
             finally:
-                bar.close()
+                self._emit(progress.Event(progress.END))
         summary.skipped = sorted(waiting)
         return summary
 
@@ -237,7 +235,7 @@ class Scheduler:
             for future in done:
                 del running[future]
 
-    def _submit_ready(self, graph, pool, waiting, running, summary, bar) -> None:
+    def _submit_ready(self, graph, pool, waiting, running, summary) -> None:
         """Start ready derivations while a slot fits them (so "building" means started)."""
         if summary.failed and not self.keep_going:
             return
@@ -252,23 +250,23 @@ class Scheduler:
             del waiting[path]
             if isinstance(place, str):
                 summary.failed[path] = place
-                self._say(bar, f"failed {drv.name}: {place}")
+                self._emit(progress.Event(progress.FAILED, drv.name, path, place))
                 continue
             self._placed[path] = place
-            running[self._start(pool, path, drv, place, bar)] = path
+            running[self._start(pool, path, drv, place)] = path
 
-    def _start(self, pool, path: str, drv: Derivation, place: Machine | None, bar) -> Future:
+    def _start(self, pool, path: str, drv: Derivation, place: Machine | None) -> Future:
         from bootstrap.remote.offload import build_remotely, not_offloadable
 
-        sink = self._line_sink(bar, drv.name)
+        sink = progress.line_events(self._emit, drv.name, path)
         if place is not None:
-            self._say(bar, f"building {drv.name} on {place.uri}")
+            self._started(path, drv, f" on {place.uri}")
             return pool.submit(build_remotely, self.store, path, drv, place, self.options, sink)
         resuming = has_kept_build(self.store, path, drv)
         note = " (resuming its interrupted build)" if resuming else ""
         if self.builders and (reason := not_offloadable(drv)):
             note += f" (here: {reason})"
-        self._say(bar, f"building {drv.name}{note}")
+        self._started(path, drv, note)
         return pool.submit(realise, self.store, path, drv, self.options, sink)
 
     def _place(self, drv: Derivation) -> Machine | str | object | None:
@@ -309,60 +307,45 @@ class Scheduler:
             self._weights[key] = size
         return self._weights[key]
 
-    def _finish(self, graph, path, future, waiting, summary, bar) -> None:
+    def _finish(self, graph, path, future, waiting, summary) -> None:
         from bootstrap.remote.ssh import RemoteUnavailable
 
-        name = graph.derivations[path].name
+        drv = graph.derivations[path]
+        name, builtin = drv.name, drv.builder in BUILTINS
         place = self._placed.pop(path)
         try:
             outcome = future.result()
         except RemoteUnavailable as err:
             self._down.add(place)
-            self._say(bar, f"bootstrap: warning: builder unavailable, not used again: {err}")
+            self._note(f"bootstrap: warning: builder unavailable, not used again: {err}")
             waiting[path] = set()
             return
         except (BootstrapError, OSError) as err:
-            bar.update(1)
             if isinstance(err, OSError) and not is_disk_full(err):
                 raise
             if isinstance(err, OSError):
                 err = disk_full(err.filename or self.store.physical_dir)
             reason = str(err)
             summary.failed[path] = reason
-            self._say(bar, f"failed {name}: {reason}")
+            self._emit(progress.Event(progress.FAILED, name, path, reason, builtin=builtin))
             return
-        bar.update(1)
         if outcome.built:
             summary.built.append(outcome)
-            self._say(bar, f"built {name} in {outcome.seconds:.1f} s")
+            out = drv.outputs["out"].path
+            event = progress.Event(progress.DONE, name, path, out, outcome.seconds, builtin)
         else:
             summary.reused.append(path)
+            event = progress.Event(progress.REUSED, name, path, builtin=builtin)
+        self._emit(event)
         for deps in waiting.values():
             deps.discard(path)
 
-    def _line_sink(self, bar: tqdm, name: str):
-        if bar.disable:
-            return self._heartbeat(name)
-        return lambda line: bar.set_postfix_str(f"{name}: {line[:60]}", refresh=True)
+    def _started(self, path: str, drv: Derivation, note: str) -> None:
+        builtin = drv.builder in BUILTINS
+        self._emit(progress.Event(progress.START, drv.name, path, note, builtin=builtin))
 
-    def _heartbeat(self, name: str):
-        start = last = time.monotonic()
-
-        def sink(line: str) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if now - last >= self.heartbeat_seconds:
-                last = now
-                minutes = (now - start) / 60
-                print(f"  {name}: {minutes:.0f} min, at: {line[:80]}", file=sys.stderr, flush=True)
-
-        return sink
-
-    def _say(self, bar: tqdm, message: str) -> None:
-        if bar.disable:
-            print(message, file=sys.stderr, flush=True)
-        else:
-            bar.write(message, file=sys.stderr)
+    def _note(self, message: str) -> None:
+        self._emit(progress.Event(progress.NOTE, text=message))
 
 
 _WAIT = object()  # every place that fits the derivation is busy

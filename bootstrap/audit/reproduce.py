@@ -14,9 +14,11 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bootstrap import progress
 from bootstrap.build import BuildOptions, realise
 from bootstrap.builtins import BUILTINS
 from bootstrap.errors import BootstrapError
@@ -45,25 +47,44 @@ def reproduce(
     stages: list[str],
     options: BuildOptions,
     diffoscope_dir: Path | None = None,
+    on_event: progress.OnEvent | None = None,
 ) -> list[ReproResult]:
-    """Rebuild every non-builtin derivation of `stages` in `check` and compare outputs."""
+    """Rebuild every non-builtin derivation of `stages` in `check` and compare outputs,
+    saying each start, log line and end to `on_event`."""
     if check.root.resolve() == store.root.resolve():
         raise BootstrapError("the check store must be a different physical store")
     wanted = {d for s in stages for d in plan.stages[s]}
-    order = [d for d in plan.graph.topological() if d in wanted]
-    return [
-        _reproduce_one(store, check, plan, drv, options, diffoscope_dir)
-        for drv in order
-        if plan.graph.derivations[drv].builder not in BUILTINS
+    order = [
+        d
+        for d in plan.graph.topological()
+        if d in wanted and plan.graph.derivations[d].builder not in BUILTINS
     ]
+    say = on_event or (lambda _event: None)
+    say(progress.Event(progress.PLAN, count=len(order)))
+    return [_reproduce_one(store, check, plan, drv, options, diffoscope_dir, say) for drv in order]
 
 
-def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir) -> ReproResult:
+def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir, say) -> ReproResult:
     drv = plan.graph.derivations[drv_path]
     result = ReproResult(drv.name, drv_path, IDENTICAL)
     if not all(store.is_valid(o.path) for o in drv.outputs.values()):
         result.status = NOT_BUILT
+        say(progress.Event(progress.FAILED, drv.name, drv_path, "not built in this store"))
         return result
+    say(progress.Event(progress.START, drv.name, drv_path, " again, to compare"))
+    start = time.monotonic()
+    _rebuild_and_compare(store, check, plan, drv_path, options, diffoscope_dir, result, say)
+    if result.status == FAILED:
+        say(progress.Event(progress.FAILED, drv.name, drv_path, result.reason))
+    else:
+        took = time.monotonic() - start
+        say(progress.Event(progress.DONE, drv.name, drv_path, seconds=took))
+    return result
+
+
+def _rebuild_and_compare(store, check, plan, drv_path, options, diffoscope_dir, result, say):
+    """Build `drv_path` in `check` from the main store's inputs; set `result` by the outputs."""
+    drv = plan.graph.derivations[drv_path]
     inputs = list(drv.input_srcs)
     for input_drv in drv.input_drvs:
         for name, out in plan.graph.derivations[input_drv].outputs.items():
@@ -72,10 +93,10 @@ def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir) -> Rep
     copy_closure(store, check, inputs)
     check.unregister_and_delete([o.path for o in drv.outputs.values() if check.is_valid(o.path)])
     try:
-        realise(check, drv_path, drv, options)
+        realise(check, drv_path, drv, options, progress.line_events(say, drv.name, drv_path))
     except BootstrapError as err:
         result.status, result.reason = FAILED, str(err).splitlines()[0]
-        return result
+        return
     for name, out in drv.outputs.items():
         if store.query_info(out.path).nar_hash != check.query_info(out.path).nar_hash:
             result.status = DIFFERS
@@ -84,7 +105,6 @@ def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir) -> Rep
             result.differing[name] = files
             if diffoscope_dir is not None:
                 result.reports += diffoscope_reports(a, b, files, diffoscope_dir / drv.name / name)
-    return result
 
 
 def _fingerprint(path: Path) -> tuple:

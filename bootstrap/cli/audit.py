@@ -29,6 +29,7 @@ from bootstrap.cli.common import (
     recipes_from_args,
     store_paths_or_target,
 )
+from bootstrap.cli.progress import add_progress_options, reporter
 from bootstrap.config import SUBSTITUTERS, list_setting
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
@@ -151,6 +152,7 @@ def _register_reproduce(checks: argparse._SubParsersAction) -> None:
         help="print each derivation's result as JSON: name, drv, status, differing files, "
         "reason, diffoscope reports",
     )
+    add_progress_options(sub)
     sub.set_defaults(func=run_reproduce)
 
 
@@ -280,7 +282,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         check = Store(root, store.store_dir)
         options = BuildOptions(cores=args.cores, fetcher=Fetcher())
-        results = reproduce(store, check, plan, stages, options, args.diffoscope)
+        report = reporter(args, _stage_names(plan))
+        try:
+            results = reproduce(store, check, plan, stages, options, args.diffoscope, report)
+        finally:
+            report.close()
     finally:
         if args.check_store is None:
             remove_tree(root)
@@ -289,6 +295,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
     else:
         print(render(results))
     return 1 if any(r.status in (DIFFERS, FAILED) for r in results) else 0
+
+
+def _stage_names(plan) -> dict[str, str]:
+    return {drv: stage for stage, drvs in plan.stages.items() for drv in drvs}
 
 
 def run_diff(args: argparse.Namespace) -> int:

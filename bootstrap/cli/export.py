@@ -12,6 +12,7 @@ from bootstrap.cli.common import (
     plan_from_args,
     print_json,
 )
+from bootstrap.cli.progress import add_progress_options, reporter
 from bootstrap.export import (
     COMPRESSIONS,
     export_binary_cache,
@@ -63,6 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="print what was exported as JSON: the closure, and which paths were written, "
         "already present, and whose logs went with them (a tar: the archive and its size)",
     )
+    add_progress_options(parser)
     parser.set_defaults(func=run_export)
 
 
@@ -78,7 +80,7 @@ def run_export(args: argparse.Namespace) -> int:
     store = open_store(args, create=False)
     roots = _roots(args, store)
     if args.format == "tar":
-        result = export_closure_tar(store, roots, args.to, args.compression)
+        result = export_closure_tar(store, roots, args.to, args.compression, reporter(args))
         if args.json:
             print_json(
                 {"archive": str(result.archive), "paths": list(result.closure), "size": result.size}
@@ -94,6 +96,7 @@ def run_export(args: argparse.Namespace) -> int:
         sign_key,
         drvs=not args.no_drvs,
         logs=not args.no_logs,
+        on_event=reporter(args),
     )
     if args.json:
         print_json(

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bootstrap import progress
 from bootstrap.build import log_path
 from bootstrap.errors import BootstrapError
 from bootstrap.export.files import (
@@ -99,12 +100,14 @@ def export_binary_cache(
     sign_key: SecretKey | None = None,
     drvs: bool = True,
     logs: bool = True,
+    on_event: progress.OnEvent | None = None,
 ) -> CacheExport:
     """Write the closure of `paths` into the binary cache at `directory` (made if missing).
 
     Each narinfo carries the path's signatures from the store, and one by `sign_key` if given.
     With `drvs`, the closures of the paths' derivations go in too (so a consumer can read and
     rebuild them), and with `logs` their build logs, as `log/<drv name>` (Nix's layout).
+    Each path is said to `on_event` as a STEP before it is written.
     """
     check_compression(compression)
     with store.gc_guard():  # the collector waits until the closure is exported
@@ -115,7 +118,9 @@ def export_binary_cache(
         (directory / "nar").mkdir(exist_ok=True)
         _claim_cache_info(directory, store.store_dir)
         written, present = [], []
-        for path in references_first(store, closure):
+        step = progress.step_events(on_event, f"exporting to {directory}", len(closure))
+        for count, path in enumerate(references_first(store, closure), 1):
+            step(count, path)
             narinfo = directory / f"{split_store_path(path, store.store_dir)[0]}.narinfo"
             if _complete(narinfo):
                 present.append(path)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap import progress
 from bootstrap.errors import BootstrapError
 from bootstrap.export.files import (
     EXTENSIONS,
@@ -76,16 +77,21 @@ def archive_name(compression: str) -> str:
 
 
 def export_closure_tar(
-    store: Store, paths: Iterable[str], directory: Path, compression: str = "xz"
+    store: Store,
+    paths: Iterable[str],
+    directory: Path,
+    compression: str = "xz",
+    on_event: progress.OnEvent | None = None,
 ) -> TarExport:
-    """Write `directory/closure.tar[.xz|.zst]` with the closure of `paths`, replacing any."""
+    """Write `directory/closure.tar[.xz|.zst]` with the closure of `paths`, replacing any;
+    each path is said to `on_event` as a STEP before it is written."""
     check_compression(compression)
     roots = list(paths)
     with store.gc_guard():  # the collector waits until the closure is exported
-        return _export(store, roots, output_directory(directory), compression)
+        return _export(store, roots, output_directory(directory), compression, on_event)
 
 
-def _export(store: Store, roots: list[str], directory: Path, compression: str) -> TarExport:
+def _export(store, roots: list[str], directory: Path, compression: str, on_event) -> TarExport:
     closure = store.closure(roots)
     infos = [store.query_info(path) for path in closure]
     manifest = closure_manifest(store.store_dir, roots, infos)
@@ -95,7 +101,9 @@ def _export(store: Store, roots: list[str], directory: Path, compression: str) -
         with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, MANIFEST_NAME, json.dumps(manifest, indent=2).encode() + b"\n")
             _add_bytes(tar, REGISTRATION_NAME, nix_registration(infos).encode())
-            for path in closure:
+            step = progress.step_events(on_event, f"writing {final.name}", len(closure))
+            for count, path in enumerate(closure, 1):
+                step(count, path)
                 _add_tree(tar, store.real_path(path), path.lstrip("/"))
         writer.finish()
         publish(out, final)
