@@ -41,6 +41,11 @@ def reporter(args: argparse.Namespace, stage_of: dict[str, str] | None = None) -
     )
 
 
+def stage_names(plan) -> dict[str, str]:
+    """drv path -> the name of the stage whose package it is (a TargetPlan's)."""
+    return {drv: stage for stage, drvs in plan.stages.items() for drv in drvs}
+
+
 def seed_sink(report: Reporter) -> Callable[[str], None]:
     """The seed build's line callback: its steps and fixpoint as lines; on a terminal, every
     other line live on one status line (the step it is in and what it last said)."""

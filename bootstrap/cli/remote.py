@@ -10,6 +10,7 @@ import sys
 from bootstrap.build import DEFAULT_MAX_SILENT_SECONDS, BuildOptions
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, open_store
+from bootstrap.cli.progress import add_progress_options, reporter
 from bootstrap.config import BUILDERS, MAX_JOBS, count_setting, text_setting
 from bootstrap.derivation import DRV_EXTENSION, Derivation, read_drv_file
 from bootstrap.errors import BootstrapError
@@ -38,6 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--keep-going", action="store_true", help="build what does not depend on a failure"
     )
     add_time_limit_options(build)
+    add_progress_options(build)
     build.set_defaults(func=run_build)
 
 
@@ -109,6 +111,7 @@ def run_build(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         builders=builders,
         substituter=Substituter(store, substitution, warn=lambda m: print(m, file=sys.stderr)),
+        on_event=reporter(args),
     )
     summary = scheduler.realise(graph)
     print(summary.render(graph), file=sys.stderr)
