@@ -174,3 +174,19 @@ def test_the_manual_page_covers_every_command_and_renders(tmp_path):
         )
         assert rendered.returncode == 0 and not rendered.stderr, rendered.stderr
         assert b"config show" in rendered.stdout
+
+
+def test_auditing_plain_files_needs_no_store_and_makes_none(tmp_path):
+    tree = tmp_path / "out" / "bin"
+    tree.mkdir(parents=True)
+    (tree / "tool").write_text("#!/bin/sh\necho hi\n")
+    root = tmp_path / "none"
+    audited = run_cli(
+        "audit", "hermetic", tmp_path / "out", "--store", root, env=env_with(tmp_path), check=False
+    )
+    assert audited.returncode == 1 and b"/bin/sh" in audited.stdout and not root.exists()
+    missing = run_cli(
+        "audit", "hermetic", "/bootstrap/store/" + "0" * 32 + "-x", "--store", root,
+        env=env_with(tmp_path), check=False,
+    )  # fmt: skip
+    assert missing.stderr.startswith(b"bootstrap: error: no store at") and not root.exists()

@@ -27,6 +27,7 @@ from bootstrap.cli.common import (
     plan_from_args,
     print_json,
     recipes_from_args,
+    store_dir_from_args,
     store_paths_or_target,
 )
 from bootstrap.cli.progress import add_progress_options, reporter
@@ -183,22 +184,39 @@ def run_ddc(args: argparse.Namespace) -> int:
 
 
 def run_hermetic(args: argparse.Namespace) -> int:
-    store = open_store(args, create=False)
-    store_paths, plain, allowed = _classify(args, store)
-    closure_paths = store.closure(store_paths)
+    store_dir = store_dir_from_args(args)
+    store = _store_for(args, store_dir)
+    store_paths, plain, allowed = _classify(args, store) if store else ([], args.items, {})
+    closure_paths = store.closure(store_paths) if store else []
     audited = [
         AuditedPath(p, store.real_path(p), allowed.get(p, frozenset())) for p in closure_paths
     ]
     closure = set(closure_paths)
     path_map = _path_map(args.map, store)
-    for path in plain:
+    for path in map(Path, plain):
         physical = path.resolve()
         audited.append(AuditedPath(path_map.logical(physical), physical))
-        if owner := store_path_of(path_map.logical(physical), store.store_dir):
+        if owner := store_path_of(path_map.logical(physical), store_dir):
             closure.add(owner)
-    violations = audit_hermetic(audited, closure, store.store_dir, path_map, args.allow)
+    violations = audit_hermetic(audited, closure, store_dir, path_map, args.allow)
     sys.stdout.write(render_json(violations) if args.json else render_table(violations))
     return 1 if violations else 0
+
+
+def _store_for(args: argparse.Namespace, store_dir: str) -> Store | None:
+    """The store the items are audited against; None when it does not exist and every item
+    is a plain file or directory outside it (those need no store, and none is made)."""
+    in_store = [i for i in args.items if i.startswith(f"{store_dir}/")]
+    for item in args.items:
+        if "/" in item and item not in in_store and not os.path.lexists(item):
+            raise BootstrapError(f"{item}: no such file or directory")
+    plain = not in_store and all(os.path.exists(i) for i in args.items)
+    try:
+        return open_store(args, create=False)
+    except BootstrapError:
+        if plain:
+            return None
+        raise
 
 
 def _classify(
@@ -259,8 +277,10 @@ def _stage_outputs(plan: TargetPlan, stage: str) -> list[str]:
     return [o.path for d in plan.stages[stage] for o in derivations[d].outputs.values()]
 
 
-def _path_map(specs: list[str], store: Store) -> PathMap:
-    mounts: list[tuple[str, Path]] = [("/", Path("/")), (store.store_dir, store.physical_dir)]
+def _path_map(specs: list[str], store: Store | None) -> PathMap:
+    mounts: list[tuple[str, Path]] = [("/", Path("/"))]
+    if store is not None:
+        mounts.append((store.store_dir, store.physical_dir))
     for spec in specs:
         logical, sep, physical = spec.partition("=")
         if not sep or not logical.startswith("/") or not physical:
