@@ -39,8 +39,12 @@ def run_builtin(drv: Derivation, out: Path, fetcher: Fetcher) -> None:
     elif drv.builder == UNPACK:
         from bootstrap.unpack import unpack  # archive modules load only when unpacking
 
-        archive_hash = Hash.parse(drv.env.get("archiveHash", ""), "sha256")
-        archive = fetcher.download(urls, archive_hash, name=drv.name)
+        archive = fetcher.download(urls, unpack_archive_hash(drv), name=drv.name)
         unpack(archive, out, strip_top=drv.env.get("stripTop") == "1")
     else:
         raise BootstrapError(f"derivation {drv.name}: unknown builtin {drv.builder!r}")
+
+
+def unpack_archive_hash(drv: Derivation) -> Hash:
+    """The sha256 of the archive a `builtin:unpack` derivation unpacks (env `archiveHash`)."""
+    return Hash.parse(drv.env.get("archiveHash", ""), "sha256")

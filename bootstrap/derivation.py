@@ -53,8 +53,14 @@ def _byte_order(text: str) -> bytes:
     return _encode(text)
 
 
+def _byte_sorted(items: Iterable[str]) -> list[str]:
+    """`items` in byte order; ASCII text (nearly always) sorts so as it is, without encoding."""
+    items = list(items)
+    return sorted(items) if all(map(str.isascii, items)) else sorted(items, key=_byte_order)
+
+
 def _sorted(items: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(items), key=_byte_order))
+    return tuple(_byte_sorted(set(items)))
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class Derivation:
 
     def __post_init__(self) -> None:
         def keyed(mapping: Mapping) -> dict:
-            return {key: mapping[key] for key in sorted(mapping, key=_byte_order)}
+            return {key: mapping[key] for key in _byte_sorted(mapping)}
 
         inputs = {path: _sorted(outputs) for path, outputs in self.input_drvs.items()}
         object.__setattr__(self, "outputs", keyed(self.outputs))
@@ -131,6 +137,8 @@ class Derivation:
 
 
 def _string(text: str) -> str:
+    if _NEEDS_ESCAPE.search(text) is None:
+        return f'"{text}"'
     return '"' + _NEEDS_ESCAPE.sub(lambda m: _ESCAPES[m.group()], text) + '"'
 
 
@@ -154,7 +162,7 @@ def _unparse(drv: Derivation, mask_outputs: bool, input_drvs: Mapping[str, Itera
     )
     inputs = _list(
         _tuple(_string(path), _strings(_sorted(names)))
-        for path, names in sorted(input_drvs.items(), key=lambda item: _byte_order(item[0]))
+        for path, names in ((p, input_drvs[p]) for p in _byte_sorted(input_drvs))
     )
     env = _list(
         _tuple(_string(key), _string("" if mask_outputs and key in drv.outputs else value))

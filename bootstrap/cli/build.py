@@ -7,10 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from bootstrap import seed
-from bootstrap.audit.manifest import build_manifest, manifest_dir, summary_lines, write_manifest
-from bootstrap.build import BuildOptions, log_path, outputs_valid
-from bootstrap.builtins import BUILTINS, UNPACK
+from bootstrap.audit.manifest import summary_lines
+from bootstrap.build import BuildOptions, log_path
+from bootstrap.builtins import BUILTINS
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import (
     add_store_options,
@@ -19,16 +18,14 @@ from bootstrap.cli.common import (
     plan_from_args,
     print_json,
 )
+from bootstrap.cli.progress import add_progress_options, reporter, seed_sink, stage_names
 from bootstrap.cli.remote import add_builder_options, add_time_limit_options, builder_settings
 from bootstrap.config import CORES, count_setting
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.plan_status import run_json
+from bootstrap.run import RunRequest, ensure_pinned_seed, run_plan
 from bootstrap.scheduler import BuildGraph, Scheduler
-from bootstrap.store import Store
-from bootstrap.store.disk import disk_full_as_error
-from bootstrap.store.gc import add_root
-from bootstrap.substitute import Substituter
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -72,6 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "hashes, the manifest and the out link); the summary lines go to stderr",
     )
     add_substituter_options(run)
+    add_progress_options(run)
     run.set_defaults(func=run_run)
 
     fetch = commands.add_parser(
@@ -84,6 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_target_options(fetch)
     fetch.add_argument("-j", "--max-jobs", type=_positive, default=4)
     _add_host_cc(fetch)
+    add_progress_options(fetch)
     fetch.set_defaults(func=run_fetch)
 
     log = commands.add_parser("log", help="print the build log of a derivation or output")
@@ -113,7 +112,6 @@ def run_run(args: argparse.Namespace) -> int:
     builders, max_jobs = builder_settings(args)
     store = open_store(args)
     plan = plan_from_args(args, store)
-    graph = plan.graph
     options = BuildOptions(
         cores=count_setting(CORES, args.cores, os.cpu_count() or 1, least=1),
         sandboxed=not args.no_sandbox,
@@ -121,69 +119,52 @@ def run_run(args: argparse.Namespace) -> int:
         max_silent_seconds=args.max_silent or None,
         fetcher=Fetcher(offline=args.offline),
     )
-    substituter = Substituter(store, substitution, warn=_warn)
-    scheduler = Scheduler(
-        store,
+    request = RunRequest(
         options,
         max_jobs=max_jobs,
         keep_going=args.keep_going,
-        substituter=substituter,
         builders=builders,
-        before_build=lambda g: _ensure_pinned_seed(g, store, options.fetcher, args.host_cc),
-        root_name=f"{plan.target}-{plan.profile}",
+        substitution=substitution,
+        host_cc=args.host_cc,
+        out_link=None if args.no_out_link else Path(args.out_link),
+        on_event=reporter(args, stage_names(plan)),
     )
-    summary = scheduler.realise(graph)
+    result = run_plan(store, plan, request, warn=_warn, on_seed_line=seed_sink(request.on_event))
     out = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
-    print(summary.render(graph), file=out)
-    manifest = build_manifest(store, plan)
-    with disk_full_as_error(manifest_dir(store)):
-        written = write_manifest(manifest, manifest_dir(store))
+    print(result.summary.render(plan.graph), file=out)
     print("stage hashes (compare with `bootstrap audit diff`):", file=out)
-    print("\n".join(f"  {line}" for line in summary_lines(manifest)), file=out)
-    print(f"manifest: {written}", file=out)
-    last = graph.derivations[graph.targets[-1]].outputs["out"].path
-    link = None if args.no_out_link or not summary.ok else Path(args.out_link)
-    if link is not None:
-        add_root(store, last, link=link)
-        print(f"{args.out_link} -> {last}", file=out)
+    print("\n".join(f"  {line}" for line in summary_lines(result.manifest)), file=out)
+    print(f"manifest: {result.manifest_file}", file=out)
+    if result.out_link is not None:
+        print(f"{args.out_link} -> {result.output}", file=out)
     if args.json:
-        ended = {"manifest": str(written), "outLink": str(link) if link else None}
-        print_json({**run_json(summary, graph, manifest), **ended, "output": last})
-    return 0 if summary.ok else 1
+        link = str(result.out_link) if result.out_link else None
+        ended = {"manifest": str(result.manifest_file), "outLink": link}
+        print_json(
+            {
+                **run_json(result.summary, plan.graph, result.manifest),
+                **ended,
+                "output": result.output,
+            }
+        )
+    return 0 if result.ok else 1
 
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _ensure_pinned_seed(graph: BuildGraph, store: Store, fetcher: Fetcher, host_cc: str) -> None:
-    """Put the pinned seed archive in the download cache if a seed path still to build needs it."""
-    wanted = {
-        drv.env.get("archiveHash")
-        for drv in graph.derivations.values()
-        if drv.builder == UNPACK and not outputs_valid(store, drv)
-    }
-    if not wanted:
-        return
-    manifest = seed.load_manifest()
-    if str(manifest.archive_sha256) in wanted:
-        seed.ensure_seed(manifest, fetcher, cc=host_cc, on_line=_seed_progress)
-
-
-def _seed_progress(line: str) -> None:
-    if line.startswith(("not cached", "STEP", "FIXPOINT", "seed download failed")):
-        print(f"  seed: {line.rstrip()}", file=sys.stderr)
-
-
 def run_fetch(args: argparse.Namespace) -> int:
     store = open_store(args)
     graph = plan_from_args(args, store).graph
     fetcher = Fetcher()
-    _ensure_pinned_seed(graph, store, fetcher, args.host_cc)
+    report = reporter(args)
+    ensure_pinned_seed(graph, store, fetcher, args.host_cc, on_line=seed_sink(report))
     fetches = [p for p in graph.topological() if graph.derivations[p].builder in BUILTINS]
     sources = BuildGraph(graph.derivations, graph.local_sources, fetches)
     options = BuildOptions(fetcher=fetcher)
-    summary = Scheduler(store, options, max_jobs=args.max_jobs, keep_going=True).realise(sources)
+    scheduler = Scheduler(store, options, max_jobs=args.max_jobs, keep_going=True, on_event=report)
+    summary = scheduler.realise(sources)
     print(summary.render(sources))
     return 0 if summary.ok else 1
 
