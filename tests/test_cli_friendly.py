@@ -190,3 +190,23 @@ def test_auditing_plain_files_needs_no_store_and_makes_none(tmp_path):
         env=env_with(tmp_path), check=False,
     )  # fmt: skip
     assert missing.stderr.startswith(b"bootstrap: error: no store at") and not root.exists()
+
+
+def _commands(parser, words=()):
+    """Every runnable command of the parser, as its words."""
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [" ".join(words)]
+    return [c for name, sub in subs[0].choices.items() for c in _commands(sub, (*words, name))]
+
+
+def test_docs_cli_md_shows_every_command_with_an_example():
+    from bootstrap.cli import build_parser
+
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    rows = {line.split("`")[1]: line for line in docs.splitlines() if line.startswith("| `")}
+    for command in _commands(build_parser()):
+        assert command in rows, f"docs/cli.md has no example of `bootstrap {command}`"
+        assert f"bootstrap {command}" in rows[command]
