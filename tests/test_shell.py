@@ -151,7 +151,8 @@ def test_env_builds_nothing_and_says_what_would(seed_store):
     failed = run_cli("env", "--until", "stage6", "--store", store, env=env, check=False)
     message = failed.stderr.decode()
     assert failed.returncode == 1 and message.count("\n") == 1
-    assert "is not built yet: `bootstrap shell` or `bootstrap run --until" in message
+    assert "toolchain is not built yet: `bootstrap shell" in message
+    assert "or `bootstrap run --until stage6" in message
 
 
 def test_an_unknown_package_names_the_known_ones(seed_store):
