@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 from bootstrap import progress
+from bootstrap.cli.progress import seed_sink
 from bootstrap.progress import Event, Reporter
 
 from .conftest import run_cli
@@ -81,3 +82,33 @@ def test_export_and_audit_reproduce_say_what_they_do(tmp_path):
     assert any(line.startswith("built greet-2.0 in ") for line in checked.splitlines())
     logs = run_cli("audit", "reproduce", "-L", "--stages", stages, env=env).stderr.decode()
     assert any(line.startswith("hello-1.0> ") for line in logs.splitlines()), logs
+
+
+@requires_busybox
+def test_run_streams_build_logs_with_L_shows_outputs_with_v_and_little_with_q(tmp_path):
+    stages = make_stages(tmp_path)
+    env = cli_env(tmp_path)
+    logs = run_cli("run", "-L", "--stages", stages, "--no-out-link", env=env).stderr.decode()
+    lines = logs.splitlines()
+    assert any(line.startswith("hello-1.0> building hello-1.0 with hello.sh") for line in lines)
+
+    fresh = {**env, "BOOTSTRAP_STORE": str(tmp_path / "quiet")}
+    quiet = run_cli("run", "-q", "--stages", stages, "--no-out-link", env=fresh).stderr.decode()
+    assert not any(line.startswith(("building ", "built ")) for line in quiet.splitlines()), quiet
+
+    fresh = {**env, "BOOTSTRAP_STORE": str(tmp_path / "verbose")}
+    loud = run_cli("run", "-v", "--stages", stages, "--no-out-link", env=fresh).stderr.decode()
+    built = [line for line in loud.splitlines() if line.startswith("built greet-2.0 in ")]
+    assert built and built[0].split(": ", 1)[1].startswith("/bootstrap/store/"), loud
+
+
+def test_the_seed_build_shows_its_steps_as_lines_and_the_rest_live():
+    stream = io.StringIO()
+    report = Reporter(progress=True, stream=stream)
+    sink = seed_sink(report)
+    for line in ("not cached: building the seed", "STEP 2: tcc by tcc", "tcc -c libtcc.c"):
+        sink(line)
+    said = stream.getvalue()
+    assert "  seed: not cached: building the seed\n" in said
+    assert "  seed: STEP 2: tcc by tcc\n" in said
+    assert said.endswith("\r") and "seed STEP 2: tcc -c libtcc.c" in said.rsplit("\n", 1)[1]

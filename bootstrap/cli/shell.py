@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_target_options, open_store, plan_from_args, print_json
+from bootstrap.cli.progress import add_progress_options, reporter, seed_sink, stage_names
 from bootstrap.cli.remote import add_builder_options, builder_settings
 from bootstrap.devshell import COMPILERS, DevEnv, dev_env, plan_packages, shell_argv
 from bootstrap.errors import BootstrapError
@@ -36,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="see nothing of the host but the working directory: only the store, /dev, /proc, "
         "a fresh /tmp, and a cleared environment",
     )
+    add_progress_options(shell)
     shell.set_defaults(func=run_shell, passthrough=[])
 
     env = commands.add_parser(
@@ -115,13 +117,14 @@ def _environment(args: argparse.Namespace, store: Store, build: bool) -> DevEnv:
 
 def _build(args: argparse.Namespace, store: Store, plan, targets: list[str]) -> None:
     from bootstrap.build import BuildOptions
-    from bootstrap.cli.build import _ensure_pinned_seed
     from bootstrap.fetch import Fetcher
+    from bootstrap.run import ensure_pinned_seed
     from bootstrap.scheduler import BuildGraph, Scheduler
     from bootstrap.substitute import Substituter
 
     builders, max_jobs = builder_settings(args)
     options = BuildOptions(cores=os.cpu_count() or 1, fetcher=Fetcher())
+    report = reporter(args, stage_names(plan))
     graph = BuildGraph(plan.graph.derivations, plan.graph.local_sources, targets)
     scheduler = Scheduler(
         store,
@@ -129,8 +132,11 @@ def _build(args: argparse.Namespace, store: Store, plan, targets: list[str]) -> 
         max_jobs=max_jobs,
         substituter=Substituter(store, substitute_options(args), warn=_warn),
         builders=builders,
-        before_build=lambda g: _ensure_pinned_seed(g, store, options.fetcher, "cc"),
+        before_build=lambda g: ensure_pinned_seed(
+            g, store, options.fetcher, "cc", on_line=seed_sink(report)
+        ),
         root_name=f"{plan.target}-{plan.profile}-shell",
+        on_event=report,
     )
     summary = scheduler.realise(graph)
     print(summary.render(graph), file=sys.stderr)
