@@ -92,7 +92,8 @@ def _clusters(entries: Sequence[Entry]) -> dict[str, tuple[str, ...]]:
         if entry.drv not in stage_of:
             stages = [stage_of[u] for u in users.get(entry.drv, []) if u in stage_of]
             stage_of[entry.drv] = _first(stages, entries, stage_of)
-    clusters: dict[str, list[str]] = {}
+    order = [e.stage for e in entries if not e.is_source and e.stage]  # stages in build order
+    clusters: dict[str, list[str]] = {stage: [] for stage in dict.fromkeys(order)}
     for entry in entries:
         clusters.setdefault(stage_of[entry.drv], []).append(entry.drv)
     return {stage: tuple(drvs) for stage, drvs in clusters.items()}
