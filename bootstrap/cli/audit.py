@@ -30,7 +30,7 @@ from bootstrap.cli.common import (
     store_dir_from_args,
     store_paths_or_target,
 )
-from bootstrap.cli.progress import add_progress_options, reporter
+from bootstrap.cli.progress import add_progress_options, reporter, stage_names
 from bootstrap.config import SUBSTITUTERS, list_setting
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
@@ -302,7 +302,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         check = Store(root, store.store_dir)
         options = BuildOptions(cores=args.cores, fetcher=Fetcher())
-        report = reporter(args, _stage_names(plan))
+        report = reporter(args, stage_names(plan))
         try:
             results = reproduce(store, check, plan, stages, options, args.diffoscope, report)
         finally:
@@ -315,10 +315,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
     else:
         print(render(results))
     return 1 if any(r.status in (DIFFERS, FAILED) for r in results) else 0
-
-
-def _stage_names(plan) -> dict[str, str]:
-    return {drv: stage for stage, drvs in plan.stages.items() for drv in drvs}
 
 
 def run_diff(args: argparse.Namespace) -> int:
