@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -43,7 +44,7 @@ from bootstrap.store import Store
 from bootstrap.store.db import BuildTime
 from bootstrap.store.disk import disk_full, is_disk_full
 from bootstrap.store.gc import set_profile_root
-from bootstrap.timings import Report, Step, run_lines
+from bootstrap.timings import Report, Step, remaining_paths, run_lines
 
 if TYPE_CHECKING:  # remote building and substitution load when used
     from bootstrap.remote.machines import Machine
@@ -124,6 +125,7 @@ class Scheduler:
         self._placed: dict[str, Machine | None] = {}  # running drv path -> where (None: here)
         self._down: set[Machine] = set()
         self._weights: dict[str, int] = {}
+        self._rank: dict[str, float] = {}  # drv path -> longest remaining path from it, seconds
 
     def realise(self, graph: BuildGraph) -> Summary:
         """Build everything `graph.targets` needs; raise BootstrapError if anything failed."""
@@ -204,6 +206,7 @@ class Scheduler:
         if not missing:
             return summary
         waiting = {p: {d for d in graph.inputs_of(p) if d in missing_set} for p in missing}
+        self._rank = remaining_paths(missing, graph.inputs_of, self._estimates(graph, missing))
         builtins = sum(graph.derivations[p].builder in BUILTINS for p in missing)
         self._emit(progress.Event(progress.PLAN, count=len(missing) - builtins, total=builtins))
         running: dict[Future, str] = {}
@@ -240,6 +243,7 @@ class Scheduler:
         if summary.failed and not self.keep_going:
             return
         ready = [p for p, deps in waiting.items() if not deps]
+        ready.sort(key=lambda p: -self._rank.get(p, 0.0))  # the longest path first
         if self.builders:
             ready.sort(key=lambda p: -self._weight(graph.derivations[p]))
         for path in ready:
@@ -267,7 +271,36 @@ class Scheduler:
         if self.builders and (reason := not_offloadable(drv)):
             note += f" (here: {reason})"
         self._started(path, drv, note)
+        if drv.builder not in BUILTINS and self._beside_longer(path):
+            return pool.submit(
+                _niced, SIDE_NICE, realise, self.store, path, drv, self.options, sink
+            )
         return pool.submit(realise, self.store, path, drv, self.options, sink)
+
+    def _beside_longer(self, path: str) -> bool:
+        """Whether a local build already running has a longer path ahead of it than `path`:
+        then `path` is a side branch, built in the cycles that build leaves idle."""
+        mine = self._rank.get(path, 0.0)
+        return any(
+            place is None and other != path and self._rank.get(other, 0.0) > mine
+            for other, place in self._placed.items()
+        )
+
+    def _estimates(self, graph: BuildGraph, paths: list[str]) -> dict[str, float]:
+        """Expected wall seconds of each build: its last recorded time, else the last one of an
+        output of the same name (the package at another version of its inputs), else a guess."""
+        recorded = self.store.db.recorded_build_times()
+        by_name = {}
+        for path, took in sorted(recorded.items(), key=lambda item: item[1].built_at):
+            by_name[path.rsplit("/", 1)[-1].split("-", 1)[-1]] = took.wall
+        seconds = {}
+        for path in paths:
+            drv = graph.derivations[path]
+            out = drv.outputs[next(iter(drv.outputs))].path
+            name = out.rsplit("/", 1)[-1].split("-", 1)[-1]
+            guess = BUILTIN_GUESS_SECONDS if drv.builder in BUILTINS else BUILD_GUESS_SECONDS
+            seconds[path] = recorded[out].wall if out in recorded else by_name.get(name, guess)
+        return seconds
 
     def _place(self, drv: Derivation) -> Machine | str | object | None:
         """Where `drv` builds now: a free fitting builder (the fastest, then the least busy),
@@ -349,6 +382,34 @@ class Scheduler:
 
 
 _WAIT = object()  # every place that fits the derivation is busy
+# expected seconds of a build nothing like which was timed in this store before
+BUILD_GUESS_SECONDS = 60.0
+BUILTIN_GUESS_SECONDS = 1.0
+# how much nicer a build runs while one with a longer path ahead of it runs beside it
+SIDE_NICE = 10
+
+
+def _niced(increment: int, build: Callable, *args):
+    """`build(*args)` in a thread of its own whose nice value (and so its sandbox's) is raised
+    by `increment`: Linux keeps a nice value per thread, children inherit it, and a raised one
+    cannot be lowered again unprivileged, so the pool's threads are left as they are."""
+    outcome: list = []
+
+    def target() -> None:
+        with suppress(OSError):
+            os.nice(increment)
+        try:
+            outcome.append((True, build(*args)))
+        except BaseException as err:  # handed to the pool's thread as it is
+            outcome.append((False, err))
+
+    thread = threading.Thread(target=target, name="side-build")
+    thread.start()
+    thread.join()
+    succeeded, value = outcome[0]
+    if not succeeded:
+        raise value
+    return value
 
 
 def _kill_children() -> None:

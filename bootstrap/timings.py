@@ -15,7 +15,7 @@ Definitions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bootstrap.store.db import BuildTime
@@ -52,6 +52,21 @@ class CriticalPath:
     @property
     def untimed(self) -> int:
         return sum(step.time is None for step in self.steps)
+
+
+def remaining_paths(
+    order: Sequence[str], inputs_of: Callable[[str], Iterable[str]], seconds: Mapping[str, float]
+) -> dict[str, float]:
+    """For each of `order` (inputs before users), the longest chain of `seconds` from it to
+    the end of the graph, itself included: how long the work that waits on it takes at best.
+    Inputs outside `order` are ignored. Schedulers start the longest first (as build farms
+    do), so the critical path never waits behind side branches."""
+    longest = {drv: seconds[drv] for drv in order}
+    for drv in reversed(order):  # users before their inputs
+        for dep in inputs_of(drv):
+            if dep in longest:
+                longest[dep] = max(longest[dep], seconds[dep] + longest[drv])
+    return longest
 
 
 def critical_path(steps: Sequence[Step]) -> CriticalPath:

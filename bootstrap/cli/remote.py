@@ -62,8 +62,9 @@ def add_builder_options(parser: argparse.ArgumentParser) -> None:
         "--max-jobs",
         type=_count,
         metavar="N",
-        help="derivations built here at once; 0 builds nothing here "
-        "(default: $BOOTSTRAP_MAX_JOBS, the config file's max-jobs, else 1)",
+        help="derivations built here at once; 0 builds nothing here (default: "
+        "$BOOTSTRAP_MAX_JOBS, the config file's max-jobs, else one per core: a build beside "
+        "one with a longer path ahead of it runs niced, in the cycles that one leaves idle)",
     )
     parser.add_argument(
         "--builders",
@@ -79,7 +80,7 @@ def builder_settings(args: argparse.Namespace) -> tuple[list[Machine], int]:
     """The remote machines and the local job count, from flags, environment or config."""
     spec, origin = text_setting(BUILDERS, args.builders)
     machines = parse_machines(spec, origin) if spec.strip() else []
-    max_jobs = count_setting(MAX_JOBS, args.max_jobs, 1)
+    max_jobs = count_setting(MAX_JOBS, args.max_jobs, os.cpu_count() or 1)
     if max_jobs == 0 and not machines:
         raise BootstrapError(
             "max-jobs is 0 and no builders are set: nothing could build; give --builders "

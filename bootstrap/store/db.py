@@ -299,6 +299,14 @@ class Database:
         )
         return dict(rows)
 
+    def recorded_build_times(self) -> dict[str, BuildTime]:
+        """Every recorded build time, by path."""
+        rows = self.conn.execute(
+            "SELECT p.path, t.wall_seconds, t.cpu_seconds, t.cores, t.built_at FROM build_times t"
+            " JOIN valid_paths p ON p.id = t.path_id"
+        ).fetchall()
+        return {path: BuildTime(*rest) for path, *rest in rows}
+
     def build_time(self, path: str) -> BuildTime | None:
         """How long the build of `path` took; None if it was not built here (substituted,
         imported) or was built before build times were recorded."""
