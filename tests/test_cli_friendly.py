@@ -210,3 +210,16 @@ def test_docs_cli_md_shows_every_command_with_an_example():
     for command in _commands(build_parser()):
         assert command in rows, f"docs/cli.md has no example of `bootstrap {command}`"
         assert f"bootstrap {command}" in rows[command]
+
+
+@pytest.mark.parametrize("command", ["run", "fetch", "show", "graph"])
+def test_an_unknown_target_names_the_known_ones_and_makes_no_store(tmp_path, command):
+    root = tmp_path / "fresh"
+    args = (command, "x86_64-linx", "--store", root) + (
+        ("--to", "c") if command == "export" else ()
+    )
+    result = run_cli(*args, env=env_with(tmp_path), check=False)
+    assert result.stderr.decode() == (
+        "bootstrap: error: unknown target 'x86_64-linx'; known: x86_64-linux\n"
+    )
+    assert result.returncode == 1 and not root.exists()

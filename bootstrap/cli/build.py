@@ -17,6 +17,7 @@ from bootstrap.cli.common import (
     open_store,
     plan_from_args,
     print_json,
+    store_dir_from_args,
 )
 from bootstrap.cli.progress import add_progress_options, reporter, seed_sink, stage_names
 from bootstrap.cli.remote import add_builder_options, add_time_limit_options, builder_settings
@@ -110,8 +111,8 @@ def _positive(text: str) -> int:
 def run_run(args: argparse.Namespace) -> int:
     substitution = substitute_options(args)
     builders, max_jobs = builder_settings(args)
+    plan = plan_from_args(args, store_dir_from_args(args))  # a typo makes no store
     store = open_store(args)
-    plan = plan_from_args(args, store)
     options = BuildOptions(
         cores=count_setting(CORES, args.cores, os.cpu_count() or 1, least=1),
         sandboxed=not args.no_sandbox,
@@ -155,8 +156,8 @@ def _warn(message: str) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    graph = plan_from_args(args, store_dir_from_args(args)).graph
     store = open_store(args)
-    graph = plan_from_args(args, store).graph
     fetcher = Fetcher()
     report = reporter(args)
     ensure_pinned_seed(graph, store, fetcher, args.host_cc, on_line=seed_sink(report))
