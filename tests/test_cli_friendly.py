@@ -223,3 +223,22 @@ def test_an_unknown_target_names_the_known_ones_and_makes_no_store(tmp_path, com
         "bootstrap: error: unknown target 'x86_64-linx'; known: x86_64-linux\n"
     )
     assert result.returncode == 1 and not root.exists()
+
+
+def test_suggestions_repeat_only_the_options_their_command_takes():
+    from argparse import Namespace
+
+    from bootstrap.cli import with_user_options
+
+    args = Namespace(store=Path("/srv/my store"), store_dir=None, stages=None, profile="fast")
+    message = (
+        "... and 3 more (`bootstrap show --timings` lists all); compare with "
+        "`bootstrap audit diff`; run `bootstrap seed verify` or `bootstrap store verify`"
+    )
+    assert with_user_options(message, args) == (
+        "... and 3 more (`bootstrap show --timings --store '/srv/my store' --profile fast` "
+        "lists all); compare with `bootstrap audit diff`; run `bootstrap seed verify` or "
+        "`bootstrap store verify --store '/srv/my store'`"
+    )
+    plain = Namespace(store=None, store_dir=None, stages=None, profile="default")
+    assert with_user_options(message, plain) == message
