@@ -17,7 +17,7 @@ from pathlib import Path
 from bootstrap.builtins import UNPACK
 from bootstrap.errors import BootstrapError
 from bootstrap.recipe import DEFAULT_PROFILE, TargetPlan
-from bootstrap.store import Store
+from bootstrap.store import PathInfo, Store
 
 MANIFEST_VERSION = 1
 
@@ -28,11 +28,17 @@ def stage_hash(entries: list[dict]) -> str:
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
-def derivation_entry(store: Store, plan: TargetPlan, drv_path: str) -> dict:
+def derivation_entry(
+    store: Store, plan: TargetPlan, drv_path: str, infos: dict[str, PathInfo] | None = None
+) -> dict:
+    """A derivation's entry: its outputs as the store holds them (`infos`: those of the valid
+    ones, looked up in the store if not given)."""
     drv = plan.graph.derivations[drv_path]
+    if infos is None:
+        infos = store.db.infos(out.path for out in drv.outputs.values())
     outputs = {}
     for name, out in drv.outputs.items():
-        info = store.query_info(out.path) if store.is_valid(out.path) else None
+        info = infos.get(out.path)
         outputs[name] = {
             "path": out.path,
             "narHash": info.nar_hash.sri if info else None,
@@ -44,14 +50,16 @@ def derivation_entry(store: Store, plan: TargetPlan, drv_path: str) -> dict:
 
 def build_manifest(store: Store, plan: TargetPlan) -> dict:
     """The manifest of every stage of `plan` as the store holds it now."""
+    infos = store.db.infos(plan.graph.output_paths())
     seeds = [
-        derivation_entry(store, plan, path)
+        derivation_entry(store, plan, path, infos)
         for path, drv in plan.graph.derivations.items()
         if drv.builder == UNPACK
     ]
     stages = {}
     for name, drvs in plan.stages.items():
-        entries = sorted((derivation_entry(store, plan, d) for d in drvs), key=lambda e: e["drv"])
+        entries = [derivation_entry(store, plan, d, infos) for d in drvs]
+        entries.sort(key=lambda e: e["drv"])
         complete = all(o["narHash"] for e in entries for o in e["outputs"].values())
         stages[name] = {
             "hash": stage_hash(entries),
@@ -75,22 +83,19 @@ def _timings(store: Store, plan: TargetPlan) -> dict[str, dict]:
     """Drv path -> its build's wall and CPU seconds, the cores it was given and when it ended
     (Unix time), for every derivation of the graph whose `out` was built here with a time
     recorded (none for a substituted one)."""
-    found = {
-        path: store.db.build_time(drv.outputs["out"].path)
-        for path, drv in plan.graph.derivations.items()
-    }
+    outs = {path: drv.outputs["out"].path for path, drv in plan.graph.derivations.items()}
+    times = store.db.build_times(outs.values())
+    found = {path: times[out] for path, out in outs.items() if out in times}
     return {
         path: {"wall": t.wall, "cpu": t.cpu, "cores": t.cores, "builtAt": t.built_at}
         for path, t in sorted(found.items())
-        if t is not None
     }
 
 
 def _substituted(store: Store, plan: TargetPlan) -> dict[str, str]:
     """Output path -> the binary cache it came from, for outputs not built here. Kept out of
     the stage entries: a substituted stage must hash as the same stage built locally."""
-    outputs = (out.path for drv in plan.graph.derivations.values() for out in drv.outputs.values())
-    found = {path: store.db.substituted_from(path) for path in outputs}
+    found = store.db.substitutions(plan.graph.output_paths())
     return {path: url for path, url in sorted(found.items()) if url}
 
 
