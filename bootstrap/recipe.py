@@ -180,6 +180,7 @@ class Evaluator:
         self._hasher = DerivationHasher(self.graph.derivations.__getitem__, store_dir)
         self._paths: dict[int, str] = {}
         self._fetches: dict[Hash, str] = {}
+        self._locals: dict[Path, str] = {}
         # output path -> the host path strings its recipe allows (audit policy, not in the drv)
         self.allowed_host_paths: dict[str, frozenset[str]] = {}
 
@@ -232,11 +233,15 @@ class Evaluator:
         return self._fetches[source.hash]
 
     def _local(self, file: Path) -> str:
-        if not file.is_file():
-            raise BootstrapError(f"{file}: recipe file not found")
-        path = source_path(nar_hash(file)[0], file.name, self.store_dir)
-        self.graph.local_sources[path] = file
-        return path
+        """The store path of a recipe file, hashed once per evaluation (the store checks it
+        again when it adds the file, so a file changed meanwhile is caught there)."""
+        if file not in self._locals:
+            if not file.is_file():
+                raise BootstrapError(f"{file}: recipe file not found")
+            path = source_path(nar_hash(file)[0], file.name, self.store_dir)
+            self.graph.local_sources[path] = file
+            self._locals[file] = path
+        return self._locals[file]
 
     def _package(self, pkg: Package) -> Derivation:
         where = f"package {pkg.full_name}"
