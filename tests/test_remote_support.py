@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -64,6 +64,16 @@ class Remote:
             f"?remote-program={program}&remote-store={store}"
         )
         return f"{uri} {systems} {self.key} {extra} {self.host_key_b64}"
+
+    def store_uri(self) -> str:
+        """This machine as a store URI (`copy --to`), key and host key as query parameters."""
+        query = {
+            "remote-program": str(self.dir / "remote-nix-store"),
+            "remote-store": f"local?root={self.store_root}&store={self.store_dir}",
+            "ssh-key": str(self.key),
+            "base64-ssh-public-host-key": self.host_key_b64,
+        }
+        return f"ssh://root@127.0.0.1:{self.port}?{urlencode(query)}"
 
     def machine(self, port: int | None = None) -> Machine:
         return parse_machine(self.spec(port), "test")

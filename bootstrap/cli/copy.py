@@ -1,9 +1,11 @@
-"""`bootstrap copy` and `bootstrap import`: bring paths in from binary caches or archives."""
+"""`bootstrap copy` and `bootstrap import`: paths in from binary caches or archives, and out to
+machines running Nix."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from bootstrap.cli.common import (
 )
 from bootstrap.errors import BootstrapError
 from bootstrap.export.tar_import import import_closure_tar
+from bootstrap.remote.copy import copy_to_machine
+from bootstrap.remote.machines import parse_store_uri
 from bootstrap.store import Store
 from bootstrap.substitute import Substituter
 
@@ -24,17 +28,28 @@ from bootstrap.substitute import Substituter
 def register(commands: argparse._SubParsersAction) -> None:
     copy = commands.add_parser(
         "copy",
-        help="fetch paths and their closures from a binary cache into the store",
+        help="copy paths and their closures from a binary cache, or to a machine running Nix",
         description="Copy store paths, with their closures, from a binary cache (file:// or "
         "http(s)://) into the store, checking signatures and hashes as `run --substituters` "
-        "does. Give store paths, or a TARGET (with --until/--profile) for its stage outputs. "
-        "To write a cache, use `bootstrap export --to DIR`.",
+        "does; or, with --to ssh://..., into the store of a machine running Nix, over Nix's "
+        "serve protocol (as `nix copy --to ssh://`; the remote runs `nix-store --serve "
+        "--write`), sending only what it lacks. Give store paths, or a TARGET (with "
+        "--until/--profile) for its stage outputs. To write a cache, use `bootstrap export "
+        "--to DIR`.",
     )
     copy.add_argument(
         "paths", nargs="*", metavar="PATH|TARGET", help="store paths, or one target system"
     )
     add_target_options(copy, positional=False)
-    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the cache")
+    where = copy.add_mutually_exclusive_group(required=True)
+    where.add_argument("--from", dest="source", metavar="URL", help="the cache to copy from")
+    where.add_argument(
+        "--to",
+        dest="destination",
+        metavar="URI",
+        help="the machine to copy to: ssh://[user@]host[:port], with the query parameters "
+        "remote-program, remote-store, ssh-key and base64-ssh-public-host-key as Nix takes them",
+    )
     add_substituter_options(copy)
     copy.set_defaults(func=run_copy)
 
@@ -60,6 +75,8 @@ def _wanted(args: argparse.Namespace, store: Store) -> list[str]:
 
 
 def run_copy(args: argparse.Namespace) -> int:
+    if args.destination:
+        return _copy_to_machine(args)
     options = substitute_options(args)
     store = open_store(args)
     wanted = _wanted(args, store)
@@ -73,6 +90,18 @@ def run_copy(args: argparse.Namespace) -> int:
     )
     if missing:
         raise BootstrapError(f"{len(missing)} paths could not be copied, first {missing[0]}")
+    return 0
+
+
+def _copy_to_machine(args: argparse.Namespace) -> int:
+    machine = parse_store_uri(args.destination, "--to")
+    store = open_store(args)
+    with tempfile.TemporaryDirectory(prefix="bootstrap-copy-") as scratch:
+        sent = copy_to_machine(store, _wanted(args, store), machine, Path(scratch) / "ssh.log")
+    print(
+        f"copied {len(sent.paths)} paths ({sent.nar_bytes / 2**20:.1f} MiB of NAR) to "
+        f"{machine.uri}; {sent.present} were there already"
+    )
     return 0
 
 

@@ -39,6 +39,8 @@ FIELDS = (
     "host key",
 )
 _QUERY_KEYS = frozenset({"remote-program", "remote-store"})
+# a store URI (`copy --to`) also names the key and the host key, as Nix's ssh store takes them
+_STORE_URI_KEYS = _QUERY_KEYS | {"ssh-key", "base64-ssh-public-host-key"}
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 _USER = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -120,7 +122,7 @@ def parse_machine(entry: str, where: str) -> Machine:
         )
     fields = dict(zip(FIELDS, words + ["-"] * (len(FIELDS) - len(words)), strict=True))
     where = f"{where} ({words[0]})"
-    user, host, port, query = _parse_uri(fields["URI"], where)
+    user, host, port, query = _parse_uri(fields["URI"], where, _QUERY_KEYS)
     value = {k: (None if v == "-" else v) for k, v in fields.items()}
     return Machine(
         uri=fields["URI"],
@@ -139,7 +141,27 @@ def parse_machine(entry: str, where: str) -> Machine:
     )
 
 
-def _parse_uri(uri: str, where: str) -> tuple[str | None, str, int | None, dict[str, str]]:
+def parse_store_uri(uri: str, where: str) -> Machine:
+    """A machine named by a store URI, as `nix copy --to` takes it:
+    `ssh://[user@]host[:port]` with `remote-program`, `remote-store`, `ssh-key` and
+    `base64-ssh-public-host-key` as query parameters."""
+    user, host, port, query = _parse_uri(uri, where, _STORE_URI_KEYS)
+    return Machine(
+        uri=uri,
+        user=user,
+        host=host,
+        port=port,
+        remote_program=query.get("remote-program", "nix-store"),
+        remote_store=query.get("remote-store"),
+        systems=(local_system(),),
+        ssh_key=query.get("ssh-key"),
+        host_key=_host_key(query.get("base64-ssh-public-host-key"), where),
+    )
+
+
+def _parse_uri(
+    uri: str, where: str, known_keys: frozenset[str]
+) -> tuple[str | None, str, int | None, dict[str, str]]:
     parsed = urllib.parse.urlsplit(uri)
     if parsed.scheme != "ssh" or not parsed.netloc:
         raise BootstrapError(
@@ -153,10 +175,10 @@ def _parse_uri(uri: str, where: str) -> tuple[str | None, str, int | None, dict[
         raise BootstrapError(f"{where}: URI has an invalid user or host; got {parsed.netloc!r}")
     query = {}
     for key, value in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
-        if key not in _QUERY_KEYS:
+        if key not in known_keys:
             raise BootstrapError(
                 f"{where}: URI parameter {key!r} is not supported; expected "
-                + " or ".join(sorted(_QUERY_KEYS))
+                + " or ".join(sorted(known_keys))
             )
         if not value:
             raise BootstrapError(f"{where}: URI parameter {key!r} is empty")

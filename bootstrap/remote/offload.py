@@ -41,12 +41,12 @@ from bootstrap.builtins import BUILTINS
 from bootstrap.derivation import Derivation
 from bootstrap.elf.fixup import fixup_output
 from bootstrap.errors import BootstrapError
-from bootstrap.nar import restore, serialise
+from bootstrap.nar import restore
+from bootstrap.remote.copy import send_missing
 from bootstrap.remote.machines import Machine
-from bootstrap.remote.serve import BuildSettings, RemotePathInfo, ServeConnection
+from bootstrap.remote.serve import BuildSettings, RemotePathInfo
 from bootstrap.remote.ssh import RemoteUnavailable, serve_session
 from bootstrap.store import PathInfo, Store
-from bootstrap.store.copy import references_first
 from bootstrap.store.store import check_fixed_hash, scan_tree
 from bootstrap.storepath import split_store_path
 from bootstrap.streams import CountingReader
@@ -101,7 +101,7 @@ def _offload(store, drv_path, drv, machine, options, on_line) -> None:
     )
     try:
         with serve_session(machine, log_file, on_line) as connection:
-            _send_closure(store, connection, closure)
+            send_missing(store, connection, closure)
             result = connection.build_derivation(drv_path, drv, inputs, settings)
             if not result.succeeded:
                 raise BuildError(
@@ -118,25 +118,6 @@ def _offload(store, drv_path, drv, machine, options, on_line) -> None:
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else "no message"
-
-
-# -- sending --------------------------------------------------------------------------------
-
-
-def _send_closure(store: Store, connection: ServeConnection, closure: list[str]) -> None:
-    """Send every path of `closure` the remote lacks, each after its references."""
-    present = connection.query_valid_paths(closure)
-    for path in references_first(store, [p for p in closure if p not in present]):
-        info = store.query_info(path)
-        connection.add_to_store_nar(
-            path,
-            "",  # our deriver means nothing there
-            info.nar_hash,
-            info.references,
-            info.nar_size,
-            info.ca or "",
-            lambda write, path=path: serialise(store.real_path(path), write),
-        )
 
 
 # -- fetching -------------------------------------------------------------------------------

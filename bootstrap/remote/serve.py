@@ -216,6 +216,7 @@ class ServeConnection:
         nar_size: int,
         ca: str,
         write_nar: Callable[[Callable[[bytes], None]], None],
+        signatures: Sequence[str] = (),
     ) -> None:
         """Send one path: its metadata, then exactly `nar_size` bytes of NAR."""
         self.write_int(ADD_TO_STORE_NAR)
@@ -226,7 +227,7 @@ class ServeConnection:
         self.write_int(0)  # registration time: the remote's own clock
         self.write_int(nar_size)
         self.write_int(0)  # not "ultimately trusted": the remote built nothing here
-        self.write_strings(())  # signatures
+        self.write_strings(signatures)
         self.write_string(ca)
         write_nar(self._write)
         self._flush()
