@@ -19,6 +19,7 @@ from bootstrap.audit.manifest import (
     load_manifest,
     manifest_differences,
 )
+from bootstrap.audit.policy import AuditItems, classify
 from bootstrap.audit.reproduce import DIFFERS, FAILED, render, reproduce
 from bootstrap.build import BuildOptions
 from bootstrap.cli.common import (
@@ -37,7 +38,6 @@ from bootstrap.errors import BootstrapError
 from bootstrap.export import stage_outputs
 from bootstrap.fetch import Fetcher
 from bootstrap.fstree import remove_tree
-from bootstrap.recipe import TargetPlan
 from bootstrap.store import Store
 
 
@@ -186,14 +186,14 @@ def run_ddc(args: argparse.Namespace) -> int:
 def run_hermetic(args: argparse.Namespace) -> int:
     store_dir = store_dir_from_args(args)
     store = _store_for(args, store_dir)
-    store_paths, plain, allowed = _classify(args, store) if store else ([], args.items, {})
-    closure_paths = store.closure(store_paths) if store else []
+    items = _classify(args, store) if store else AuditItems(plain=list(map(Path, args.items)))
+    closure_paths = store.closure(items.store_paths) if store else []
     audited = [
-        AuditedPath(p, store.real_path(p), allowed.get(p, frozenset())) for p in closure_paths
+        AuditedPath(p, store.real_path(p), items.allowed.get(p, frozenset())) for p in closure_paths
     ]
     closure = set(closure_paths)
     path_map = _path_map(args.map, store)
-    for path in map(Path, plain):
+    for path in items.plain:
         physical = path.resolve()
         audited.append(AuditedPath(path_map.logical(physical), physical))
         if owner := store_path_of(path_map.logical(physical), store_dir):
@@ -219,62 +219,13 @@ def _store_for(args: argparse.Namespace, store_dir: str) -> Store | None:
         raise
 
 
-def _classify(
-    args: argparse.Namespace, store: Store
-) -> tuple[list[str], list[Path], dict[str, frozenset[str]]]:
-    """Split arguments into valid store paths (stages expand to their outputs) and plain files.
+def _classify(args: argparse.Namespace, store: Store) -> AuditItems:
+    """The audit's items: stages from the target's plan, allowances from every profile's."""
 
-    When store paths or stages are named, also returns the host path strings that each output
-    of the target's recipes allows: a store path that no current recipe builds is allowed none.
-    """
-    plan: TargetPlan | None = None
-    store_paths: list[str] = []
-    plain: list[Path] = []
-    for item in args.items:
-        if _in_store(store, item):
-            path = store.to_store_path(item)
-            store.query_info(path)
-            store_paths.append(path)
-        elif Path(item).exists():
-            plain.append(Path(item))
-        elif "/" in item:
-            raise BootstrapError(f"{item}: no such file or directory")
-        else:
-            plan = plan or plan_from_args(args, store)
-            if item not in plan.stages:
-                raise BootstrapError(
-                    f"{item!r} is neither a store path, a file nor a stage "
-                    f"(stages: {', '.join(plan.stages)})"
-                )
-            outputs = _stage_outputs(plan, item)
-            missing = [p for p in outputs if not store.is_valid(p)]
-            if missing:
-                raise BootstrapError(f"stage {item} is not fully built: {missing[0]} is missing")
-            store_paths += outputs
-    return store_paths, plain, _allowances(args, store) if store_paths else {}
+    def every_profile():
+        return (plan_from_args(args, store, p) for p in recipes_from_args(args).profiles())
 
-
-def _in_store(store: Store, item: str) -> bool:
-    """Whether `item` names a store path: a logical or physical one, or a file or symlink
-    (a `result` link) that resolves into the store."""
-    physical = (f"{store.physical_dir}/", f"{os.path.realpath(store.physical_dir)}/")
-    return item.startswith((store.store_dir + "/", *physical)) or (
-        os.path.lexists(item) and os.path.realpath(item).startswith(physical)
-    )
-
-
-def _allowances(args: argparse.Namespace, store: Store) -> dict[str, frozenset[str]]:
-    """Output path -> the host path strings its recipe allows, in every profile of the
-    target's recipes (a store path names neither its recipe nor its profile)."""
-    allowed: dict[str, frozenset[str]] = {}
-    for profile in recipes_from_args(args).profiles():
-        allowed |= plan_from_args(args, store, profile).allowed_host_paths
-    return allowed
-
-
-def _stage_outputs(plan: TargetPlan, stage: str) -> list[str]:
-    derivations = plan.graph.derivations
-    return [o.path for d in plan.stages[stage] for o in derivations[d].outputs.values()]
+    return classify(store, args.items, lambda: plan_from_args(args, store), every_profile)
 
 
 def _path_map(specs: list[str], store: Store | None) -> PathMap:
