@@ -19,10 +19,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_substitute import measure
 
 from tests.engine_fixtures import BUSYBOX, busybox_seed, make_recipes
 
@@ -95,15 +96,9 @@ def nix_setup(tmp: Path, count: int) -> list[str]:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall and CPU seconds (user+sys of the process and its children) of one run."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
-    return wall, usage.ru_utime + usage.ru_stime
+    """Wall and CPU seconds (user+sys) of one run."""
+    wall, cpu, _ = measure(argv, env)
+    return wall, cpu
 
 
 def best(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> tuple[float, float]:
