@@ -27,6 +27,7 @@ SHF_ALLOC = 0x2
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 14, 15, 29
 DT_FLAGS_1 = 0x6FFFFFFB
 _STRING_READ = 4096
+_PN_XNUM = 0xFFFF
 
 
 class LayoutError(Exception):
@@ -92,6 +93,8 @@ class Layout:
         phentsize, self.phnum, shentsize, self.shnum = fields[9], fields[10], fields[11], fields[12]
         if (self.phnum and phentsize != PHDR.size) or (self.shnum and shentsize != SHDR.size):
             raise LayoutError("unusual header entry sizes")
+        if self.phnum == _PN_XNUM or (self.shnum == 0 and self.shoff):
+            raise LayoutError("extended header numbering")
         self.segments = [Segment(*row) for row in self._table(self.phoff, self.phnum, PHDR)]
         self.sections = [Section(*row) for row in self._table(self.shoff, self.shnum, SHDR)]
         for segment in self.segments:
