@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.build import BuildOptions
+from bootstrap.buildgraph import BuildGraph
 from bootstrap.derivation import Derivation, read_drv_file
 from bootstrap.errors import BootstrapError
 from bootstrap.fstree import remove_tree
 from bootstrap.graphs import dependencies_first
-from bootstrap.scheduler import BuildGraph, Scheduler
+from bootstrap.scheduler import Scheduler
 from bootstrap.store import PathInfo, Store
 from bootstrap.substitute import Substituter
 

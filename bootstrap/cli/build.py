@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bootstrap.audit.manifest import summary_lines
 from bootstrap.build import BuildOptions, log_path
+from bootstrap.buildgraph import BuildGraph
 from bootstrap.builtins import BUILTINS
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import (
@@ -26,7 +27,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.plan_status import run_json
 from bootstrap.run import RunRequest, ensure_pinned_seed, run_plan
-from bootstrap.scheduler import BuildGraph, Scheduler
+from bootstrap.scheduler import Scheduler
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 
 from bootstrap.build import DEFAULT_MAX_SILENT_SECONDS, BuildOptions
+from bootstrap.buildgraph import BuildGraph
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, open_store
 from bootstrap.cli.progress import add_progress_options, reporter
@@ -15,7 +16,7 @@ from bootstrap.config import BUILDERS, MAX_JOBS, count_setting, text_setting
 from bootstrap.derivation import DRV_EXTENSION, Derivation, read_drv_file
 from bootstrap.errors import BootstrapError
 from bootstrap.remote.machines import Machine, parse_machines
-from bootstrap.scheduler import BuildGraph, Scheduler
+from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
 from bootstrap.substitute import Substituter
 
