@@ -137,7 +137,7 @@ class Derivation:
 
 
 def _string(text: str) -> str:
-    if _NEEDS_ESCAPE.search(text) is None:
+    if _NEEDS_ESCAPE.search(text) is None:  # nearly always: no escapes to look up
         return f'"{text}"'
     return '"' + _NEEDS_ESCAPE.sub(lambda m: _ESCAPES[m.group()], text) + '"'
 
@@ -164,8 +164,9 @@ def _unparse(drv: Derivation, mask_outputs: bool, input_drvs: Mapping[str, Itera
         _tuple(_string(path), _strings(_sorted(names)))
         for path, names in ((p, input_drvs[p]) for p in _byte_sorted(input_drvs))
     )
-    env = _list(
-        _tuple(_string(key), _string("" if mask_outputs and key in drv.outputs else value))
+    masked = drv.outputs if mask_outputs else {}
+    env = _list(  # the longest list: written out, for speed (same text as _tuple of _strings)
+        f"({_string(key)},{_string('' if key in masked else value)})"
         for key, value in drv.env.items()
     )
     fields = [
