@@ -11,6 +11,7 @@ from bootstrap.audit.manifest import summary_lines
 from bootstrap.build import BuildOptions, log_path
 from bootstrap.buildgraph import BuildGraph
 from bootstrap.builtins import BUILTINS
+from bootstrap.cli import with_user_options
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import (
     add_store_options,
@@ -133,7 +134,7 @@ def run_run(args: argparse.Namespace) -> int:
     )
     result = run_plan(store, plan, request, warn=_warn, on_seed_line=seed_sink(request.on_event))
     out = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
-    print(result.summary.render(plan.graph), file=out)
+    print(with_user_options(result.summary.render(plan.graph), args), file=out)
     print("stage hashes (compare with `bootstrap audit diff`):", file=out)
     print("\n".join(f"  {line}" for line in summary_lines(result.manifest)), file=out)
     print(f"manifest: {result.manifest_file}", file=out)
