@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import run_cli
+from .engine_fixtures import requires_busybox
+from .test_cli_build import cli_env, make_stages
 
 BOOTSTRAP = Path(sys.executable).with_name("bootstrap")  # the venv's entry point
 
@@ -242,3 +244,14 @@ def test_suggestions_repeat_only_the_options_their_command_takes():
     )
     plain = Namespace(store=None, store_dir=None, stages=None, profile="default")
     assert with_user_options(message, plain) == message
+
+
+@requires_busybox
+def test_cores_from_the_config_file_reach_the_builds(tmp_path):
+    stages = make_stages(tmp_path)
+    (tmp_path / "config.toml").write_text("cores = 3\n")
+    env = {**cli_env(tmp_path), "BOOTSTRAP_CONFIG": str(tmp_path / "config.toml")}
+    run_cli("run", "--until", "stage1", "--stages", stages, "--no-out-link", env=env)
+    shown = json.loads(run_cli("show", "--json", "--stages", stages, env=env).stdout)
+    hello = next(entry for entry in shown if entry["name"] == "hello-1.0")
+    assert hello["time"]["cores"] == 3

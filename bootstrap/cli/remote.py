@@ -12,7 +12,7 @@ from bootstrap.buildgraph import BuildGraph
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, open_store
 from bootstrap.cli.progress import add_progress_options, reporter
-from bootstrap.config import BUILDERS, MAX_JOBS, count_setting, text_setting
+from bootstrap.config import BUILDERS, CORES, MAX_JOBS, count_setting, text_setting
 from bootstrap.derivation import DRV_EXTENSION, Derivation, read_drv_file
 from bootstrap.errors import BootstrapError
 from bootstrap.remote.machines import Machine, parse_machines
@@ -34,7 +34,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_builder_options(build)
     add_substituter_options(build)
     build.add_argument(
-        "--cores", type=_count, default=os.cpu_count() or 1, help="cores each build may use"
+        "--cores",
+        type=_count,
+        help="cores each build may use (default: $BOOTSTRAP_CORES, the config file's cores, "
+        "else all)",
     )
     build.add_argument(
         "--keep-going", action="store_true", help="build what does not depend on a failure"
@@ -102,7 +105,7 @@ def run_build(args: argparse.Namespace) -> int:
     store = open_store(args)
     graph = graph_from_store(store, [store.to_store_path(path) for path in args.drvs])
     options = BuildOptions(
-        cores=max(1, args.cores),
+        cores=max(1, count_setting(CORES, args.cores, os.cpu_count() or 1)),
         max_seconds=args.timeout,
         max_silent_seconds=args.max_silent or None,
     )
