@@ -158,11 +158,30 @@ def test_fish_completes_from_the_same_parser(tmp_path):
     assert names == ["store", "--json"]
 
 
+ZSH_SESSION = """
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'autoload -U compinit; compinit -u -D; eval "$(bootstrap completion zsh)"; echo READY'
+zpty -r -m z out '*READY*'
+zpty -n -w z $'bootstrap store g\\t'
+zpty -r -m z out '*store gc*' && print COMPLETED
+zpty -d z
+"""
+
+
 @pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
-def test_zsh_completion_script_is_valid_zsh(tmp_path):
+def test_zsh_completes_in_an_interactive_shell(tmp_path):
     script = run_cli("completion", "zsh", env=env_with(tmp_path)).stdout
     assert script.startswith(b"#compdef bootstrap")
     subprocess.run(["zsh", "-n"], input=script, check=True)
+    # a real interactive zsh on a pseudo-terminal, TAB pressed after `bootstrap store g`
+    session = subprocess.run(
+        ["zsh", "-f", "-c", ZSH_SESSION],
+        capture_output=True,
+        env=env_with(tmp_path),
+        timeout=60,
+    )
+    assert session.stdout.decode().splitlines()[-1:] == ["COMPLETED"], session
 
 
 def test_the_manual_page_covers_every_command_and_renders(tmp_path):
