@@ -142,6 +142,8 @@ def _load_stages_package(stages_dir: Path):
         "stages", init, submodule_search_locations=[str(stages_dir)]
     )
     module = importlib.util.module_from_spec(spec)
+    # recipes import each other as `stages.stageN`, so the package must be registered under
+    # that name; a later load (another --stages directory) replaces it
     sys.modules["stages"] = module
     try:
         spec.loader.exec_module(module)
@@ -178,7 +180,8 @@ class Evaluator:
         self.known_profiles = known_profiles
         self.graph = BuildGraph(derivations={})
         self._hasher = DerivationHasher(self.graph.derivations.__getitem__, store_dir)
-        self._paths: dict[int, str] = {}
+        # by the recipe object itself: packages compare and hash by identity (eq=False)
+        self._paths: dict[Package | Seed, str] = {}
         self._fetches: dict[Hash, str] = {}
         self._locals: dict[Path, str] = {}
         # output path -> the host path strings its recipe allows (audit policy, not in the drv)
@@ -189,12 +192,12 @@ class Evaluator:
         return self.graph
 
     def drv_path_of(self, item: Package | Seed) -> str:
-        if id(item) not in self._paths:
+        if item not in self._paths:
             drv = self._seed(item) if isinstance(item, Seed) else self._package(item)
-            self._paths[id(item)] = path = self._add(drv)
+            self._paths[item] = path = self._add(drv)
             for output in self.graph.derivations[path].outputs.values():
                 self.allowed_host_paths[output.path] = frozenset(item.allowed_host_paths)
-        return self._paths[id(item)]
+        return self._paths[item]
 
     def output_path(self, item: Package | Seed, output: str = "out") -> str:
         return self.graph.derivations[self.drv_path_of(item)].outputs[output].path
