@@ -9,7 +9,9 @@ first stage that uses it, as a note.
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,15 +76,13 @@ def graph_view(entries: Sequence[Entry]) -> GraphView:
 
 
 def _union(bits: Sequence[int]) -> int:
-    total = 0
-    for b in bits:
-        total |= b
-    return total
+    return functools.reduce(operator.or_, bits, 0)
 
 
 def _clusters(entries: Sequence[Entry]) -> dict[str, tuple[str, ...]]:
-    """Stage -> its derivations; a source goes to the first stage (in build order) that uses
-    it, directly or through other sources."""
+    """Stage -> its derivations, stages in build order; a source goes to the first stage that
+    uses it, directly or through other sources (the seed's archive, say)."""
+    order = list(dict.fromkeys(e.stage for e in entries if not e.is_source and e.stage))
     stage_of = {e.drv: e.stage for e in entries if not e.is_source and e.stage}
     users: dict[str, list[str]] = {}
     for entry in entries:
@@ -90,20 +90,12 @@ def _clusters(entries: Sequence[Entry]) -> dict[str, tuple[str, ...]]:
             users.setdefault(dep, []).append(entry.drv)
     for entry in reversed(entries):  # users come after their inputs: resolve them first
         if entry.drv not in stage_of:
-            stages = [stage_of[u] for u in users.get(entry.drv, []) if u in stage_of]
-            stage_of[entry.drv] = _first(stages, entries, stage_of)
-    order = [e.stage for e in entries if not e.is_source and e.stage]  # stages in build order
-    clusters: dict[str, list[str]] = {stage: [] for stage in dict.fromkeys(order)}
+            used_in = {stage_of.get(user) for user in users.get(entry.drv, ())} & set(order)
+            stage_of[entry.drv] = min(used_in, key=order.index) if used_in else SOURCE_STAGE
+    clusters: dict[str, list[str]] = {stage: [] for stage in order}
     for entry in entries:
         clusters.setdefault(stage_of[entry.drv], []).append(entry.drv)
     return {stage: tuple(drvs) for stage, drvs in clusters.items()}
-
-
-def _first(stages: list[str], entries: Sequence[Entry], stage_of: dict[str, str]) -> str:
-    """Of `stages`, the one whose first derivation comes first in build order."""
-    order = list(dict.fromkeys(stage_of[e.drv] for e in entries if e.drv in stage_of))
-    known = [s for s in stages if s in order]
-    return min(known, key=order.index) if known else SOURCE_STAGE
 
 
 def render_dot(view: GraphView, all_edges: bool = False) -> str:
