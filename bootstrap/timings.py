@@ -7,6 +7,9 @@ Definitions:
   add up to the most: no schedule finishes the graph sooner, however many cores it has. A
   derivation without a recorded time (substituted, not built, built before times were recorded)
   counts as 0 s, and the report says how many of those lie on it.
+- modelled on N cores: each build's wall time estimated for N cores from its recorded wall, CPU
+  and cores (Amdahl's law, `wall_on`), then the critical path through those estimates: how soon
+  a builder with N cores could finish the graph, however many jobs it ran at once.
 - core use: CPU seconds / (cores x wall seconds). For a run: the CPU seconds of its builds over
   the cores it was given (`--cores`) times the run's wall time. For builds recorded in a store,
   which may span many runs: summed over the timed builds, each with the cores it was given and
@@ -16,7 +19,7 @@ Definitions:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bootstrap.store.db import BuildTime
 
@@ -91,6 +94,47 @@ def critical_path(steps: Sequence[Step]) -> CriticalPath:
         chain.append(by_drv[end])
         end = previous[end]
     return CriticalPath(tuple(reversed(chain)), finish[chain[0].drv] if chain else 0.0)
+
+
+def wall_on(time: BuildTime, cores: int) -> float:
+    """The wall time `time`'s build would take with `cores` cores, by Amdahl's law: of its
+    CPU seconds, P ran in parallel on all `time.cores` and the rest serially, so
+    wall = serial + P/k and cpu = serial + P give P = (cpu - wall) * k / (k - 1). A build
+    given one core shows no parallel part, so its wall time stays as it is."""
+    k = time.cores
+    if k <= 1:
+        return time.wall
+    parallel = min(max((time.cpu - time.wall) * k / (k - 1), 0.0), time.cpu)
+    return time.wall - parallel / k + parallel / cores
+
+
+def modelled_path(steps: Sequence[Step], cores: int) -> CriticalPath:
+    """The critical path with each build's wall time estimated for `cores` cores."""
+    scaled = [
+        replace(step, time=replace(step.time, wall=wall_on(step.time, cores), cores=cores))
+        if step.time
+        else step
+        for step in steps
+    ]
+    return critical_path(scaled)
+
+
+def model_lines(steps: Sequence[Step], core_counts: Iterable[int]) -> list[str]:
+    """One line per core count: the modelled critical path's length and its longest builds."""
+    lines = []
+    for cores in core_counts:
+        path = modelled_path(steps, cores)
+        if path.untimed == len(path.steps):
+            lines.append(f"on {cores} cores: unknown (no build on the path has a recorded time)")
+            continue
+        longest = sorted(path.steps, key=lambda s: -s.wall)[:3]
+        top = ", ".join(f"{s.name} {_seconds(s)}" for s in longest if s.time)
+        untimed = f"; {path.untimed} untimed builds on it count as 0 s" if path.untimed else ""
+        lines.append(
+            f"on {cores} cores: critical path {_long(path.wall)}, {len(path.steps)} builds "
+            f"(longest: {top}){untimed}"
+        )
+    return lines
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bootstrap.plan_status import timing_report
 from bootstrap.recipe import Recipes, plan_target
 from bootstrap.store import Store
 from bootstrap.store.db import BuildTime
-from bootstrap.timings import Report, Step, critical_path, markdown_table
+from bootstrap.timings import Report, Step, critical_path, markdown_table, modelled_path, wall_on
 
 from .conftest import run_cli
 from .engine_fixtures import BUSYBOX, requires_busybox
@@ -98,6 +98,18 @@ def test_show_timings_reports_each_build_the_critical_path_and_core_use(tmp_path
     assert markdown.startswith("| stage | package | wall | CPU | cores | core use |\n|---|")
     assert "| stage1 | hello-1.0 | " in markdown and "- critical path: " in markdown
 
+    modelled = run_cli(
+        "show", "--timings", "--model-cores", "8,64", "--stages", stages, env=env
+    ).stdout.decode()
+    assert (
+        "\non 8 cores: critical path " in modelled and "\non 64 cores: critical path " in modelled
+    )
+    bad = run_cli(
+        "show", "--timings", "--model-cores", "0", "--stages", stages, env=env, check=False
+    )
+    assert bad.returncode == 2
+    assert "--model-cores: expected core counts such as 8,16,64; got '0'" in bad.stderr.decode()
+
 
 @requires_busybox
 def test_the_manifest_carries_timings_outside_the_stage_hashes(tmp_path):
@@ -156,3 +168,28 @@ def test_critical_path_is_the_longest_chain_by_wall_time_counting_unknown_as_zer
     report = Report(tuple(steps))
     assert report.core_use == 0.25  # each build used half its wall on 1 of its 2 cores
     assert "| e | — | — | — | substituted |" in markdown_table(report)
+
+
+def test_wall_on_more_cores_follows_amdahl_from_the_recorded_times():
+    # 10 s on 2 cores with 18 CPU s: 16 CPU s ran in parallel (8 s of wall), 2 s serially
+    parallel = BuildTime(wall=10.0, cpu=18.0, cores=2, built_at=0)
+    assert wall_on(parallel, 8) == 2.0 + 16.0 / 8
+    assert wall_on(parallel, 2) == 10.0
+    waiting = BuildTime(wall=10.0, cpu=5.0, cores=2, built_at=0)  # half of it waited on I/O
+    assert wall_on(waiting, 64) == 10.0
+    assert wall_on(BuildTime(wall=10.0, cpu=10.0, cores=1, built_at=0), 64) == 10.0
+
+
+def test_the_modelled_critical_path_moves_to_the_serial_build_on_many_cores():
+    def step(drv: str, wall: float, cpu: float) -> Step:
+        return Step(drv, drv, ("seed",), time=BuildTime(wall, cpu, 2, 0))
+
+    steps = [
+        Step("seed", "seed", (), time=BuildTime(1.0, 1.0, 2, 0)),
+        step("make-j", wall=100.0, cpu=200.0),  # all parallel: 200 CPU s
+        step("configure", wall=60.0, cpu=60.0),  # all serial
+    ]
+    assert [s.drv for s in modelled_path(steps, 2).steps] == ["seed", "make-j"]
+    on_64 = modelled_path(steps, 64)
+    assert [s.drv for s in on_64.steps] == ["seed", "configure"]
+    assert on_64.wall == 61.0

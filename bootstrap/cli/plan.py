@@ -14,7 +14,7 @@ from bootstrap.cli.common import (
 )
 from bootstrap.graph_view import FORMATS, RENDERERS, graph_view
 from bootstrap.plan_status import plan_entries, timing_report
-from bootstrap.timings import markdown_table, text_table
+from bootstrap.timings import markdown_table, model_lines, text_table
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -37,6 +37,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=["text", "markdown"],
         default="text",
         help="with --timings: a text table, or a Markdown one (docs/stages.md's)",
+    )
+    show.add_argument(
+        "--model-cores",
+        type=_core_counts,
+        metavar="N[,N...]",
+        help="with --timings: also the critical path as builders of N cores would run it, each "
+        "build's time estimated from its recorded wall, CPU and cores (Amdahl's law), e.g. "
+        "8,16,64",
     )
     show.add_argument(
         "--json",
@@ -73,6 +81,9 @@ def run_show(args: argparse.Namespace) -> int:
     if args.timings and not args.json:
         report = timing_report(store, plan)
         print(markdown_table(report) if args.format == "markdown" else text_table(report))
+        bullet = "- " if args.format == "markdown" else ""
+        for line in model_lines(report.steps, args.model_cores or ()):
+            print(f"{bullet}{line}")
         return 0
     entries = plan_entries(store, plan)
     if args.json:
@@ -84,6 +95,14 @@ def run_show(args: argparse.Namespace) -> int:
     lines += [f"{e.stage:<10} {e.name:<{width}} {e.status:<11} {e.output}" for e in entries]
     print("\n".join(lines))
     return 0
+
+
+def _core_counts(text: str) -> list[int]:
+    """`8,16,64` -> [8, 16, 64]."""
+    parts = text.split(",")
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected core counts such as 8,16,64; got {text!r}")
+    return [int(part) for part in parts]
 
 
 def _time_json(time) -> dict | None:
