@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from bootstrap import progress
 from bootstrap.build import BuildOptions
 from bootstrap.recipe import Evaluator, Package
@@ -47,3 +49,20 @@ def test_the_longer_chain_starts_before_a_side_branch_listed_first(store, tmp_pa
     assert summary.ok
     assert started[:2] == ["c1-1", "c2-1"]  # the chain's 3 builds ahead, not side's 1
     assert sorted(started) == ["c1-1", "c2-1", "c3-1", "side-1"]
+
+
+@requires_busybox
+def test_a_no_op_run_writes_nothing_to_the_database(store, tmp_path):
+    seed, _ = busybox_seed(tmp_path)
+    recipes = make_recipes(tmp_path / "r", {"step.sh": 'echo "$step" > $out\n'})
+    top = seed
+    for i in range(3):
+        top = Package(f"s{i}", "1", "step.sh", inputs=(seed, top), env={"step": str(i)})
+    graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([top])
+    options = BuildOptions(fetcher=offline_fetcher(tmp_path))
+    assert Scheduler(store, options, progress=False, root_name="t").realise(graph).ok
+    watcher = sqlite3.connect(store.db.file)
+    before = watcher.execute("PRAGMA data_version").fetchone()
+    again = Scheduler(store, options, progress=False, root_name="t").realise(graph)
+    assert not again.built and len(again.reused) == 4
+    assert watcher.execute("PRAGMA data_version").fetchone() == before  # no other commit
