@@ -235,7 +235,7 @@ def test_docs_cli_md_shows_every_command_with_an_example():
         assert f"bootstrap {command}" in rows[command]
 
 
-@pytest.mark.parametrize("command", ["run", "fetch", "show", "graph"])
+@pytest.mark.parametrize("command", ["run", "fetch", "show", "graph", "export"])
 def test_an_unknown_target_names_the_known_ones_and_makes_no_store(tmp_path, command):
     root = tmp_path / "fresh"
     args = (command, "x86_64-linx", "--store", root) + (

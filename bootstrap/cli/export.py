@@ -11,6 +11,7 @@ from bootstrap.cli.common import (
     open_store,
     plan_from_args,
     print_json,
+    store_dir_from_args,
 )
 from bootstrap.cli.progress import add_progress_options, reporter
 from bootstrap.export import (
@@ -21,7 +22,6 @@ from bootstrap.export import (
     store_path_root,
 )
 from bootstrap.signing import read_secret_key
-from bootstrap.store import Store
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -68,17 +68,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_export)
 
 
-def _roots(args: argparse.Namespace, store: Store) -> list[str]:
-    target = args.target_opt or args.target or ""
-    if is_path_argument(target):
-        return [store_path_root(store, target)]
-    return stage_outputs(store, plan_from_args(args, store))
-
-
 def run_export(args: argparse.Namespace) -> int:
     sign_key = read_secret_key(args.sign_key) if args.sign_key else None
+    target = args.target_opt or args.target or ""
+    # a target is checked first: a mistyped one is named as such, whatever the store
+    plan = None if is_path_argument(target) else plan_from_args(args, store_dir_from_args(args))
     store = open_store(args, create=False)
-    roots = _roots(args, store)
+    roots = [store_path_root(store, target)] if plan is None else stage_outputs(store, plan)
     if args.format == "tar":
         result = export_closure_tar(store, roots, args.to, args.compression, reporter(args))
         if args.json:
