@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.build import BuildError, BuildOptions, log_path
-from bootstrap.nar import nar_hash, serialise
+from bootstrap.nar import nar_hash
 from bootstrap.remote.offload import build_remotely
 from bootstrap.remote.ssh import RemoteUnavailable, serve_session
 from bootstrap.store import Store
@@ -117,9 +117,7 @@ def test_an_output_whose_references_do_not_match_is_rejected(tmp_path, remote, o
     (tree / "uses").write_text(f"{shell}\n")
     digest, size = nar_hash(tree)
     with serve_session(remote.machine(), tmp_path / "log") as connection:
-        connection.add_to_store_nar(
-            out, "", digest, [], size, "", lambda write: serialise(tree, write)
-        )
+        connection.add_to_store_nar(out, "", digest, [], size, "", tree)
     with pytest.raises(BuildError) as failure:
         build_remotely(ours, drv_path, drv, remote.machine(), BuildOptions())
     assert "differ from those the remote declared" in str(failure.value)

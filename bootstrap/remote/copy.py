@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.nar import serialise
 from bootstrap.remote.machines import Machine
 from bootstrap.remote.serve import ServeConnection
 from bootstrap.remote.ssh import serve_session
@@ -44,7 +43,7 @@ def send_missing(store: Store, connection: ServeConnection, closure: Iterable[st
             info.references,
             info.nar_size,
             info.ca or "",
-            lambda write, path=path: serialise(store.real_path(path), write),
+            store.real_path(path),
             info.signatures,
         )
         sent_bytes += info.nar_size

@@ -22,13 +22,15 @@ AddToStoreNar and BuildDerivation.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import Hash
+from bootstrap.nar import dump
 
 SERVE_MAGIC_1 = 0x390C9DEB
 SERVE_MAGIC_2 = 0x5452EECB
@@ -215,10 +217,11 @@ class ServeConnection:
         references: Sequence[str],
         nar_size: int,
         ca: str,
-        write_nar: Callable[[Callable[[bytes], None]], None],
+        tree: Path,
         signatures: Sequence[str] = (),
     ) -> None:
-        """Send one path: its metadata, then exactly `nar_size` bytes of NAR."""
+        """Send one path: its metadata, then the NAR of `tree` (exactly `nar_size` bytes),
+        file contents moved by the kernel straight into the pipe where it can."""
         self.write_int(ADD_TO_STORE_NAR)
         self.write_string(path)
         self.write_string(deriver)
@@ -229,7 +232,10 @@ class ServeConnection:
         self.write_int(0)  # not "ultimately trusted": the remote built nothing here
         self.write_strings(signatures)
         self.write_string(ca)
-        write_nar(self._write)
+        try:
+            dump(tree, self._out)
+        except (BrokenPipeError, ConnectionResetError):
+            raise ServeError(f"{self.where}: the connection was closed while sending") from None
         self._flush()
         if self.read_int() != 1:
             raise ServeError(f"{self.where}: did not accept {path}")
