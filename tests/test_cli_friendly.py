@@ -101,6 +101,10 @@ def test_config_show_says_where_each_setting_came_from(tmp_path):
     assert settings["substituters"] == {"value": ["file:///srv/cache"], "origin": config}
     assert settings["trusted-public-keys"] == {"value": [], "origin": "default"}
     assert settings["builders"] == {"value": "", "origin": "default"}
+    flagged = run_cli("config", "show", "--json", "-j", "2", "--cores", "1", env=env).stdout
+    settings = json.loads(flagged)["settings"]
+    assert settings["max-jobs"] == {"value": 2, "origin": "--max-jobs"}
+    assert settings["cores"] == {"value": 1, "origin": "--cores"}
     text = run_cli("config", "show", "--store", tmp_path / "flag", env=env).stdout.decode()
     assert f"store                {tmp_path}/flag  (--store)" in text
     assert f"store-dir            /nix/store  ({config})" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bootstrap.cli.common import add_store_options, print_json
-from bootstrap.config import STORE, STORE_DIR, config_path, effective_settings
+from bootstrap.config import SETTINGS, config_path, effective_settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -19,12 +19,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
     show = actions.add_parser("show", help=text, description=text)
     add_store_options(show)
+    what = "as a command given this flag would take it"
+    show.add_argument("-j", "--max-jobs", type=_count, metavar="N", help=what)
+    show.add_argument("--cores", type=_count, metavar="N", help=what)
+    for flag in ("--substituters", "--trusted-public-keys"):
+        show.add_argument(flag, action="append", metavar="LIST", help=what)
+    show.add_argument("--builders", metavar="SPEC", help=what)
     show.add_argument("--json", action="store_true", help="print the settings as JSON")
     show.set_defaults(func=run_show)
 
 
 def run_show(args: argparse.Namespace) -> int:
-    settings = effective_settings({STORE.key: args.store, STORE_DIR.key: args.store_dir})
+    flags = {key.key: getattr(args, key.key.replace("-", "_")) for key in SETTINGS}
+    settings = effective_settings(flags)
     if args.json:
         print_json(
             {
@@ -46,3 +53,9 @@ def _shown(value: object) -> str:
     if isinstance(value, str):
         return " ; ".join(value.split("\n")) if value.strip() else "(none)"
     return str(value)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
