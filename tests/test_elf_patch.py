@@ -5,6 +5,7 @@ are tested: the in-place one (the default) and lief rebuilding the whole file.""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.elf.inplace import PT_GNU_PROPERTY
 from bootstrap.elf.inspect import ElfError, read_elf
+from bootstrap.elf.layout import Layout
 from bootstrap.elf.patch import ElfPatch, ElfPatcher, InPlacePatcher, LiefPatcher
 from tests.test_elf_programs import (
     _MAIN_SOURCE,
@@ -274,23 +277,67 @@ def test_without_room_after_dynstr_the_string_table_is_copied(
 
 
 def test_in_place_patching_does_not_import_lief(programs: Programs, tmp_path: Path) -> None:
-    copy = tmp_path / "hello"
-    shutil.copy2(programs.pie, copy)
+    """Neither writing into slack nor adding a segment at the end needs lief."""
+    copies = [tmp_path / "slack", tmp_path / "segment"]
+    for copy in copies:
+        shutil.copy2(programs.pie, copy)
     script = (
         "import sys; from bootstrap.elf.patch import ElfPatch, InPlacePatcher; "
-        f"assert InPlacePatcher().apply(sys.argv[1], {PATCH!r}); print('lief' in sys.modules)"
+        f"assert InPlacePatcher().apply(sys.argv[1], {PATCH!r}); "
+        f"assert InPlacePatcher().apply(sys.argv[2], {_host_patch(HUGE_ENTRY)!r}); "
+        "print('lief' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", script, copy], capture_output=True, text=True)
+    command = [sys.executable, "-c", script, *copies]
+    out = subprocess.run(command, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 
 
+HUGE_ENTRY = "/" + "y" * 5000  # more than any slack in a small program
+
+
 @requires_patchelf
-def test_without_room_lief_writes_the_file(programs: Programs, tmp_path: Path) -> None:
-    """A RUNPATH longer than any slack in the file goes to lief, which grows the file."""
+def test_without_room_a_new_segment_holds_the_strings(programs: Programs, tmp_path: Path) -> None:
+    """A RUNPATH longer than any slack goes, with a copy of .dynstr, into a new LOAD segment
+    at the end of the file: one page of padding at most, the program runs, before and after
+    strip."""
     copy = tmp_path / "hello"
     shutil.copy2(programs.pie, copy)
     size = copy.stat().st_size
-    patch = ElfPatch(interpreter=LD_SO, runpath=("/" + "y" * 5000,))
+    dynstr = int(_dynamic_value(copy, "STRSZ"))
+    patch = _host_patch(str(programs.library.parent), HUGE_ENTRY)
+    assert InPlacePatcher().apply(copy, patch)
+    added = len(":".join(patch.runpath)) + 1 + len(patch.interpreter) + 1
+    assert size < copy.stat().st_size <= size + 4096 + dynstr + added
+    _readback(copy, patch)
+    for program in (copy, tmp_path / "stripped"):
+        if program != copy:
+            subprocess.run(["strip", "-o", program, copy], check=True)
+        result = subprocess.run([program], capture_output=True, text=True)
+        assert (result.returncode, result.stdout) == (0, GREETING + "\n"), result.stderr
+
+
+@requires_patchelf
+def test_without_room_or_a_spare_header_lief_writes_the_file(
+    programs: Programs, tmp_path: Path
+) -> None:
+    """With no PT_NOTE that repeats PT_GNU_PROPERTY (here made PT_NULL) there is no program
+    header for a new segment: lief rewrites the file."""
+    copy = tmp_path / "hello"
+    shutil.copy2(programs.pie, copy)
+    with open(copy, "r+b") as stream:
+        elf = Layout(copy, stream.fileno())
+        for segment in elf.segments:
+            if segment.type == PT_GNU_PROPERTY:
+                segment.type = 0  # PT_NULL
+        os.pwrite(stream.fileno(), elf.packed_segments(), elf.phoff)
+    size = copy.stat().st_size
+    patch = ElfPatch(interpreter=LD_SO, runpath=(HUGE_ENTRY,))
     assert InPlacePatcher().apply(copy, patch)
     assert copy.stat().st_size > size
     _readback(copy, patch)
+
+
+def _dynamic_value(path: Path, tag: str) -> str:
+    dynamic = subprocess.run(["readelf", "-dW", path], capture_output=True, text=True).stdout
+    line = next(line for line in dynamic.splitlines() if f"({tag})" in line)
+    return line.split()[2]

@@ -1,8 +1,7 @@
 """Writing a new interpreter and RUNPATH into an ELF file without rebuilding it.
 
-`plan_writes(layout, patch)` returns the byte ranges to overwrite in a copy of the file, or
-None when the new strings need more room than the file has (then lief rebuilds it). Room, in
-order of preference:
+`plan_writes(layout, interpreter, runpath)` returns the byte ranges to overwrite in a copy of
+the file, or None when it has no room (then lief rebuilds it). Room, in order of preference:
 
 - the old string itself: an interpreter or RUNPATH no longer than the old one is written over
   it, padded with NULs (a RUNPATH may take over an old DT_RPATH string);
@@ -10,10 +9,13 @@ order of preference:
   zero padding up to the next page-aligned segment, a few hundred to 4000 bytes): a longer
   RUNPATH is appended to .dynstr, and the sections that follow .dynstr in that segment
   (.gnu.version, .gnu.version_r, .rela.dyn, .rela.plt, ...: tables the loader finds through
-  dynamic tags only) slide up by its size, aligned; a longer interpreter goes at the end of
-  its segment. The segment's sizes, the moved sections' headers and the dynamic tags that
-  point at them follow; nothing else moves, so file offsets and addresses of code and data
-  stay as they were and the file keeps its size.
+  dynamic tags only) slide up by its size, aligned. The segment's sizes, the moved sections'
+  headers and the dynamic tags that point at them follow; code and data do not move;
+- otherwise a copy of .dynstr with the new string at its end, in the slack after a read-only
+  segment; a longer interpreter goes to such slack too;
+- otherwise a new read-only LOAD segment at the end of the file, starting on a page, whose
+  program header takes the slot of a PT_NOTE that repeats PT_GNU_PROPERTY (the file grows by
+  the padding to that page, the copied .dynstr and the strings, as patchelf's does);
 - a DT_RUNPATH entry, when there was none, goes into a spare DT_NULL slot of the dynamic
   table (GNU ld leaves several).
 
@@ -46,7 +48,8 @@ from bootstrap.elf.layout import (
 )
 
 PAGE = 4096
-PF_W = 0x2
+PF_W, PF_R = 0x2, 0x4
+PT_NOTE, PT_GNU_PROPERTY = 4, 0x6474E553
 # Section types the loader finds through dynamic tags alone, so they may move with those tags.
 _MOVABLE_TYPES = {
     4,  # SHT_RELA
@@ -83,23 +86,22 @@ class NoRoom(Exception):
 class _Plan:
     elf: Layout
     writes: list[tuple[int, bytes]] = field(default_factory=list)
-    room: dict[int, int] = field(default_factory=dict)  # LOAD index -> bytes it may still grow
+    room: dict[Segment, int] = field(default_factory=dict)  # LOAD -> bytes it may still grow
     headers_changed: bool = False
+    added: Segment | None = None  # the new segment at the end of the file, if one was needed
 
     def __post_init__(self) -> None:
-        for index, segment in enumerate(self.elf.segments):
-            if segment.type == PT_LOAD:
-                self.room[index] = _room_after(self.elf, segment)
+        for segment in self.elf.loads:
+            self.room[segment] = _room_after(self.elf, segment)
 
     def write(self, offset: int, data: bytes) -> None:
         self.writes.append((offset, data))
 
     def grow(self, load: Segment, length: int) -> tuple[int, int]:
         """Extend `load` by `length` bytes; returns the file offset and address they start at."""
-        index = next(i for i, segment in enumerate(self.elf.segments) if segment is load)
-        if self.room[index] < length:
+        if self.room[load] < length:
             raise NoRoom("no room after the segment")
-        self.room[index] -= length
+        self.room[load] -= length
         start = (load.end_offset, load.end_vaddr)
         load.filesz += length
         load.memsz += length
@@ -107,12 +109,49 @@ class _Plan:
         return start
 
     def grow_any(self, length: int, first: Segment) -> tuple[int, int]:
-        """Room for read-only data: after `first`, else after another segment not writable."""
+        """Room for read-only data: after `first`, else after another segment not writable,
+        else in a new segment at the end of the file."""
         for load in [first] + [s for s in self.elf.loads if s is not first]:
             if load is first or not load.flags & PF_W:
                 with contextlib.suppress(NoRoom):
                     return self.grow(load, length)
-        raise NoRoom("no segment has room")
+        return self.grow(self.new_segment(), length)
+
+    def new_segment(self) -> Segment:
+        """A read-only LOAD segment after everything in the file and in memory, starting on
+        a page (the file grows by the padding to that page and what goes in). Its program
+        header takes the slot of a PT_NOTE that only repeats PT_GNU_PROPERTY (the loader
+        reads the property from PT_GNU_PROPERTY); without one, NoRoom."""
+        elf = self.elf
+        if self.added is not None:
+            return self.added
+        spare = next((s for s in elf.segments if _repeats_property(elf, s)), None)
+        if spare is None:
+            raise NoRoom("no spare program header for a new segment")
+        ends = [s.end_offset for s in elf.segments] + [
+            elf.size,
+            elf.shoff + len(elf.sections) * SHDR.size,
+        ]
+        offset = -(-max(ends) // PAGE) * PAGE
+        address = -(-max(s.end_vaddr for s in elf.segments) // PAGE) * PAGE
+        segment = Segment(PT_LOAD, PF_R, offset, address, address, 0, 0, PAGE)
+        elf.segments.remove(spare)
+        last = max(i for i, s in enumerate(elf.segments) if s.type == PT_LOAD)
+        elf.segments.insert(last + 1, segment)
+        self.room[segment] = 1 << 62
+        self.added = segment
+        return segment
+
+
+def _repeats_property(elf: Layout, segment: Segment) -> bool:
+    if segment.type != PT_NOTE:
+        return False
+    return any(
+        other.type == PT_GNU_PROPERTY
+        and (other.offset, other.vaddr, other.filesz)
+        == (segment.offset, segment.vaddr, segment.filesz)
+        for other in elf.segments
+    )
 
 
 def _room_after(elf: Layout, load: Segment) -> int:
