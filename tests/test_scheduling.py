@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 from bootstrap import progress
 from bootstrap.build import BuildOptions
@@ -66,3 +68,18 @@ def test_a_no_op_run_writes_nothing_to_the_database(store, tmp_path):
     again = Scheduler(store, options, progress=False, root_name="t").realise(graph)
     assert not again.built and len(again.reused) == 4
     assert watcher.execute("PRAGMA data_version").fetchone() == before  # no other commit
+
+
+def test_the_evaluator_and_the_run_path_load_nothing_that_only_a_build_needs():
+    builder_only = ("bootstrap.build", "bootstrap.sandbox", "bootstrap.scheduler", "bootstrap.elf")
+    build_time = ("requests", "urllib3", "tqdm", "elftools", "lief", "bootstrap.seed")
+    build_time += ("bootstrap.unpack", "bootstrap.remote.offload", "http.client")
+    probe = (
+        "import sys\n"
+        "import bootstrap.recipe\n"
+        f"print(sorted(m for m in {builder_only + build_time!r} if m in sys.modules))\n"
+        "import bootstrap.cli.build\n"
+        f"print(sorted(m for m in {build_time!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.splitlines() == ["[]", "[]"], result.stderr
