@@ -18,7 +18,6 @@ import stat
 import struct
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
@@ -54,19 +53,24 @@ _NODE = _strings("node")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass
 class _Frame:
     """A directory being walked: its path (for messages), its identity, and the names left to
     visit (dump) or the last name restored (restore).
 
     Trees of any depth are walked without recursion and with one directory open at a time:
     going back up reopens the parent through `..` and checks it is the directory it was.
+    (A plain class: `dataclasses` would cost every `nar` and `hash` command its import.)
     """
 
-    path: bytes
-    stat: os.stat_result
-    names: Iterator[bytes] = field(default_factory=lambda: iter(()))
-    previous: bytes = b""
+    __slots__ = ("names", "path", "previous", "stat")
+
+    def __init__(
+        self, path: bytes, st: os.stat_result, names: Iterator[bytes] | None = None
+    ) -> None:
+        self.path = path
+        self.stat = st
+        self.names = names if names is not None else iter(())
+        self.previous = b""
 
 
 def _open_dir(name: bytes, dir_fd: int | None) -> int:
