@@ -114,8 +114,9 @@ def ensure_pinned_seed(
     }
     if not wanted:
         return
-    from bootstrap import seed
+    from bootstrap.seed.manifest import load_manifest
+    from bootstrap.seed.verify import ensure_seed
 
-    manifest = seed.load_manifest()
+    manifest = load_manifest()
     if manifest.archive_sha256 in wanted:
-        seed.ensure_seed(manifest, fetcher, cc=host_cc, on_line=on_line)
+        ensure_seed(manifest, fetcher, cc=host_cc, on_line=on_line)

@@ -1,7 +1,7 @@
 """Stage 0: the seed archive pinned in `seeds/x86_64-linux.json`, unpacked into the store."""
 
 from bootstrap.recipe import Seed
-from bootstrap.seed import load_manifest, pinned_hash, pinned_tree_hash
+from bootstrap.seed.manifest import load_manifest, pinned_hash, pinned_tree_hash
 from stages import host_paths
 
 MANIFEST = load_manifest()

@@ -31,7 +31,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
 from bootstrap.recipe import Recipes, Stage, plan_target, select_stages
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
-from bootstrap.seed import load_manifest
+from bootstrap.seed.manifest import load_manifest
 from bootstrap.store import Store
 from stages import stage4, stage5, stage7
 from stages.stage1 import PATCH_SOURCE

@@ -17,18 +17,12 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from bootstrap.cli.seed import render_file_table
 from bootstrap.errors import BootstrapError
 from bootstrap.hashing import hash_file
-from bootstrap.seed import (
-    ARCHIVE_TOP,
-    archive_file_hashes,
-    load_manifest,
-    pinned_hash,
-    pinned_tree_hash,
-    render_file_table,
-    write_archive,
-)
-from bootstrap.seed_build.uapi import decide, drop_kernel_only, sanitize_header, syscall_header
+from bootstrap.seed.archive import ARCHIVE_TOP, archive_file_hashes, write_archive
+from bootstrap.seed.manifest import load_manifest, pinned_hash, pinned_tree_hash
+from bootstrap.seed.uapi import decide, drop_kernel_only, sanitize_header, syscall_header
 from bootstrap.unpack import unpack
 from tests.conftest import run_cli
 

@@ -9,7 +9,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bootstrap import seed
 from bootstrap.audit.challenge import challenge
 from bootstrap.audit.challenge import render as render_challenge
 from bootstrap.audit.hermetic import AuditedPath, audit_hermetic, render_json, render_table
@@ -32,12 +31,16 @@ from bootstrap.cli.common import (
     store_paths_or_target,
 )
 from bootstrap.cli.progress import add_progress_options, reporter, stage_names
+from bootstrap.cli.seed import render_ddc
 from bootstrap.config import SUBSTITUTERS, list_setting
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
 from bootstrap.export import stage_outputs
 from bootstrap.fetch import Fetcher
 from bootstrap.fstree import remove_tree
+from bootstrap.seed import ddc
+from bootstrap.seed import manifest as seed_manifest
+from bootstrap.seed.host_build import DEFAULT_JOBS
 from bootstrap.store import Store
 
 
@@ -169,17 +172,17 @@ def _register_ddc(checks: argparse._SubParsersAction) -> None:
         metavar="COMPILER",
         help="a host C compiler to root the chain in (repeatable; default: gcc and clang)",
     )
-    sub.add_argument("--jobs", type=int, default=seed.DEFAULT_JOBS, help="parallel make jobs")
+    sub.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="parallel make jobs")
     sub.add_argument("--manifest", type=Path, metavar="FILE", help="seed manifest to build")
     sub.add_argument("--work-dir", type=Path, metavar="DIR", help="keep the archives here")
     sub.set_defaults(func=run_ddc)
 
 
 def run_ddc(args: argparse.Namespace) -> int:
-    manifest = seed.load_manifest(args.manifest)
+    manifest = seed_manifest.load_manifest(args.manifest)
     compilers = tuple(args.cc or ("gcc", "clang"))
-    report = seed.run_ddc(manifest, compilers, work_dir=args.work_dir, jobs=args.jobs)
-    print(seed.render_ddc(report))
+    report = ddc.run_ddc(manifest, compilers, work_dir=args.work_dir, jobs=args.jobs)
+    print(render_ddc(report))
     return 0 if report.identical else 1
 
 

@@ -7,7 +7,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bootstrap import seed
+from bootstrap.seed.ddc import DdcReport
+from bootstrap.seed.host_build import DEFAULT_JOBS, SeedBuild, build_seed
+from bootstrap.seed.manifest import DEFAULT_SYSTEM, load_manifest, pinned_hash
+from bootstrap.seed.verify import import_seed, pinned_archive_files, verify_seed
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,14 +46,14 @@ def _add_manifest_option(parser: argparse.ArgumentParser) -> None:
         "--manifest",
         type=Path,
         metavar="FILE",
-        help=f"seed manifest (default: seeds/{seed.DEFAULT_SYSTEM}.json in the project)",
+        help=f"seed manifest (default: seeds/{DEFAULT_SYSTEM}.json in the project)",
     )
 
 
 def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cc", default="cc", help="host C compiler that roots the chain")
     parser.add_argument(
-        "--jobs", type=int, default=seed.DEFAULT_JOBS, help="parallel make jobs (default 2)"
+        "--jobs", type=int, default=DEFAULT_JOBS, help="parallel make jobs (default 2)"
     )
     _add_manifest_option(parser)
 
@@ -61,9 +64,9 @@ def _progress(line: str) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    manifest = seed.load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest)
     out = args.out or Path(manifest.archive_name)
-    result = seed.build_seed(
+    result = build_seed(
         manifest,
         out,
         cc=args.cc,
@@ -71,7 +74,7 @@ def run_build(args: argparse.Namespace) -> int:
         keep_build_dir=args.keep_build_dir,
         on_line=_progress,
     )
-    print(seed.render_steps(result))
+    print(render_steps(result))
     if result.build_dir:
         print(f"build tree kept at {result.build_dir}", file=sys.stderr)
     print(f"{result.archive}: sha256 {result.sha256.hex}, {result.size} bytes")
@@ -84,11 +87,11 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    manifest = seed.load_manifest(args.manifest)
-    expected = seed.pinned_hash(manifest)
+    manifest = load_manifest(args.manifest)
+    expected = pinned_hash(manifest)
     with tempfile.TemporaryDirectory(prefix="bootstrap-seed-verify-") as scratch:
         out = Path(scratch) / manifest.archive_name
-        check = seed.verify_seed(manifest, out, cc=args.cc, jobs=args.jobs)
+        check = verify_seed(manifest, out, cc=args.cc, jobs=args.jobs)
         if check.matches:
             print(f"seed OK: rebuilt with {check.build.compiler}, sha256 {expected.hex}")
             return 0
@@ -103,14 +106,60 @@ def run_verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         columns = {"rebuilt": check.build.files}
-        if (pinned := seed.pinned_archive_files(manifest)) is not None:
+        if (pinned := pinned_archive_files(manifest)) is not None:
             columns["pinned"] = pinned
-        print(seed.render_file_table(columns))
+        print(render_file_table(columns))
     return 1
 
 
 def run_import(args: argparse.Namespace) -> int:
-    manifest = seed.load_manifest(args.manifest)
-    cached = seed.import_seed(manifest, args.location)
+    manifest = load_manifest(args.manifest)
+    cached = import_seed(manifest, args.location)
     print(cached)
     return 0
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def render_file_table(columns: dict[str, dict[str, str]]) -> str:
+    """A table of every file's sha256 under each named column; differing rows are marked."""
+    names = sorted(set().union(*(files.keys() for files in columns.values())))
+    labels = list(columns)
+    widths = [max(16, len(label)) for label in labels]
+    lines = [_table_row("  ", labels, widths, "file")]
+    for name in names:
+        digests = [columns[label].get(name, "-") for label in labels]
+        mark = "  " if len(set(digests)) == 1 else "!="
+        lines.append(_table_row(mark, [digest[:16] for digest in digests], widths, name))
+    return "\n".join(lines)
+
+
+def _table_row(mark: str, cells: list[str], widths: list[int], name: str) -> str:
+    padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+    return "  ".join([mark, *padded, name])
+
+
+def render_ddc(report: DdcReport) -> str:
+    """A reviewer's summary: each compiler's archive hash, the verdict, and the file table."""
+    lines = ["Diverse double-compiling of the stage-0 seed", ""]
+    for name, build in zip(report.compilers, report.builds, strict=True):
+        lines.append(
+            f"  rooted in {name} ({build.compiler}): sha256 {build.sha256.hex}, {build.size} "
+            f"bytes, tcc fixpoint at round {build.fixpoint_round}, {build.seconds:.0f} s"
+        )
+    verdict = "IDENTICAL" if report.identical else "DIFFERENT"
+    lines += ["", f"  archives: {verdict}"]
+    if report.pin is not None:
+        lines.append(f"  pin {report.pin.hex}: {'matches' if report.matches_pin else 'DIFFERS'}")
+    columns = {
+        f"{name} sha256": build.files
+        for name, build in zip(report.compilers, report.builds, strict=True)
+    }
+    header = "  file sha256 (first 16 hex digits); rows marked != differ"
+    return "\n".join([*lines, "", header, render_file_table(columns)])
+
+
+def render_steps(build: SeedBuild) -> str:
+    rows = [f"  {step.seconds:7.2f} s  {step.name}" for step in build.steps]
+    return "\n".join([*rows, f"  {build.seconds:7.2f} s  total"])

@@ -1,9 +1,10 @@
 #!/bin/sh
-# Build the stage-0 seed inside the sandbox. Run by bootstrap.seed with /build as the working
-# directory holding src/{tcc,musl,busybox,make} (pristine, unpacked), patches/, linux-headers/
-# (installed UAPI headers), hostbin/ (links to host tools that /etc/alternatives would hide) and
-# this script. The seed tree is left in out/seed for bootstrap.seed to archive. Paths below /build are fixed, so nothing that ends
-# up in the seed depends on where the host keeps its files.
+# Build the stage-0 seed inside the sandbox. Run by bootstrap.seed.host_build with /build as the
+# working directory holding src/{tcc,musl,busybox,make} (pristine, unpacked), patches/,
+# linux-headers/ (installed UAPI headers), hostbin/ (links to host tools that /etc/alternatives
+# would hide) and this script. The seed tree is left in out/seed, which bootstrap.seed.archive
+# writes. Paths below /build are fixed, so nothing that ends up in the seed depends on where
+# the host keeps its files.
 #
 # Environment: HOST_CC (the host's C compiler, builds tcc0 only), MAX_ROUNDS (tcc rounds allowed
 # to reach the fixpoint), JOBS (parallel make jobs).

@@ -1,1 +1,0 @@
-"""Package data and helpers for building the stage-0 seed (see bootstrap.seed)."""
