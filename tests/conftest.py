@@ -20,6 +20,22 @@ def nix_available() -> bool:
 
 requires_nix = pytest.mark.skipif(not nix_available(), reason="nix-bin is not installed")
 
+# Module fixtures that build the real seed or real chain stages from pinned sources (minutes
+# each, downloading what the cache lacks from Debian's mirror): every test that uses one is in
+# the integration tier and needs the network. `pytest -m "not integration and not network"` is
+# the fast tier of unit and oracle tests.
+CHAIN_FIXTURES = frozenset(
+    {"built", "built2", "built3", "built5", "built6", "built7", "seed_archive", "seed_dir",
+     "seed_store"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if CHAIN_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.network)
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
