@@ -37,7 +37,7 @@ from bootstrap.build import (
     realise,
 )
 from bootstrap.buildgraph import BuildGraph, complete, instantiate
-from bootstrap.builtins import BUILTINS
+from bootstrap.builtins import BUILTINS, FETCHURL
 from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.store import Store
@@ -288,7 +288,8 @@ class Scheduler:
 
     def _estimates(self, graph: BuildGraph, paths: list[str]) -> dict[str, float]:
         """Expected wall seconds of each build: its last recorded time, else the last one of an
-        output of the same name (the package at another version of its inputs), else a guess."""
+        output of the same name (the package at another version of its inputs), else a guess
+        from the size of the sources it compiles (`_guess`)."""
         recorded = self.store.db.recorded_build_times()
         by_name = {}
         for path, took in sorted(recorded.items(), key=lambda item: item[1].built_at):
@@ -298,9 +299,25 @@ class Scheduler:
             drv = graph.derivations[path]
             out = drv.outputs[next(iter(drv.outputs))].path
             name = out.rsplit("/", 1)[-1].split("-", 1)[-1]
-            guess = BUILTIN_GUESS_SECONDS if drv.builder in BUILTINS else BUILD_GUESS_SECONDS
-            seconds[path] = recorded[out].wall if out in recorded else by_name.get(name, guess)
+            if out in recorded or name in by_name:
+                seconds[path] = recorded[out].wall if out in recorded else by_name[name]
+            else:
+                seconds[path] = self._guess(graph, drv)
         return seconds
+
+    def _guess(self, graph: BuildGraph, drv: Derivation) -> float:
+        """A build never timed in this store: its time grows with the sources it compiles, so
+        GUESS_SECONDS_PER_MB for each MB of its downloads in the download cache (as
+        compressed archives), at least BUILD_GUESS_SECONDS; a download itself, a second."""
+        if drv.builder in BUILTINS:
+            return BUILTIN_GUESS_SECONDS
+        size = 0
+        for dep in drv.input_drvs:
+            source = graph.derivations.get(dep)
+            if source is not None and source.builder == FETCHURL:
+                cached = self.options.fetcher.cache_path(source.outputs["out"].fixed_hash())
+                size += cached.stat().st_size if cached.is_file() else 0
+        return max(BUILD_GUESS_SECONDS, GUESS_SECONDS_PER_MB * size / 1e6)
 
     def _place(self, drv: Derivation) -> Machine | str | object | None:
         """Where `drv` builds now: a free fitting builder (the fastest, then the least busy),
@@ -382,8 +399,10 @@ class Scheduler:
 
 
 _WAIT = object()  # every place that fits the derivation is busy
-# expected seconds of a build nothing like which was timed in this store before
-BUILD_GUESS_SECONDS = 60.0
+# expected seconds of a build nothing like which was timed in this store before: at least
+# this, and so much per MB of compressed sources (gcc 10 at -O0 by g++ 3.4.6: about 8 s/MB)
+BUILD_GUESS_SECONDS = 10.0
+GUESS_SECONDS_PER_MB = 10.0
 BUILTIN_GUESS_SECONDS = 1.0
 # how much nicer a build runs while one with a longer path ahead of it runs beside it
 SIDE_NICE = 10
