@@ -222,9 +222,8 @@ CLANG_DRIVER = (
 )
 
 # libLLVM's symbolizer looks for separate debug info under /usr/lib/debug; llvm-config appends
-# "/bin" and "/lib" to its own prefix (the store path it runs from); sancov's default ignore
-# list skips coverage in system headers by the pattern `src:/usr/include/.*`.
-LLVM_STRINGS = ("/usr/lib/debug", "/bin", "/lib", "/usr/include/.")
+# "/bin" and "/lib" to its own prefix (the store path it runs from).
+LLVM_STRINGS = ("/usr/lib/debug", "/bin", "/lib")
 
 # lld's ELF port has no default directories; its other ports, linked into the same program,
 # know macOS (Mach-O: the library directories /usr/lib and /usr/local/lib, the dyld loader path,

@@ -89,7 +89,7 @@ def llvm_project(
         env={"project": project, "optimize": "-O2", **(env or {})},
         profiles={"fast": {"optimize": "-O1", **(fast or {})}},
         libc=glibc,
-        # Python tools (opt-viewer, git-clang-format, hmaptool) name /usr/bin/env python(3)
+        # clang's Python tools (git-clang-format, hmaptool) name /usr/bin/env python(3)
         shebangs=dict.fromkeys(PYTHON_NAMES, (python, "bin/python3")),
         allowed_host_paths=allowed,
         resumable=True,

@@ -9,12 +9,19 @@
 # The build is resumable (hours on two cores): ninja builds it, and when the run was cut short
 # this script starts in the build directory it left; once configured, the source tree and
 # build/ are reused as they are, and ninja rebuilds only what had not finished.
+build=all install=install # the ninja targets: everything the project's cmake set up
 case "$project" in
     llvm)
-        # $targets lists the code generators; not built: llvm-exegesis (a benchmark tool
-        # that tells users to run /usr/bin/objdump) and llvm-libtool-darwin (macOS's libtool,
-        # which searches /usr/lib and /usr/local/lib)
-        set -- -DLLVM_TARGETS_TO_BUILD="$targets" \
+        # $targets lists the code generators. Built and installed (LLVM's "distribution"):
+        # what clang and lld are built with (the libraries, libLLVM among them, the headers,
+        # the CMake package, llvm-tblgen), llvm-config, and the llvm-* tools the final
+        # toolchain names. None of LLVM's other tools (a tenth of its build steps), and never
+        # llvm-exegesis (a benchmark tool that tells users to run /usr/bin/objdump) or
+        # llvm-libtool-darwin (macOS's libtool, which searches /usr/lib and /usr/local/lib)
+        components="llvm-libraries;llvm-headers;cmake-exports;llvm-tblgen;llvm-config"
+        components="$components;llvm-ar;llvm-ranlib;llvm-nm;llvm-objcopy;llvm-strip"
+        components="$components;llvm-objdump;llvm-readobj;llvm-readelf;llvm-size;llvm-symbolizer"
+        set -- -DLLVM_TARGETS_TO_BUILD="$targets" -DLLVM_DISTRIBUTION_COMPONENTS="$components" \
             -DLLVM_HOST_TRIPLE=x86_64-pc-linux-gnu -DLLVM_DEFAULT_TARGET_TRIPLE=x86_64-pc-linux-gnu \
             -DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON -DLLVM_ENABLE_ASSERTIONS=OFF \
             -DLLVM_INCLUDE_TESTS=OFF -DLLVM_INCLUDE_BENCHMARKS=OFF -DLLVM_INCLUDE_EXAMPLES=OFF \
@@ -23,6 +30,7 @@ case "$project" in
             -DLLVM_ENABLE_LIBXML2=OFF -DLLVM_ENABLE_LIBEDIT=OFF -DLLVM_ENABLE_LIBPFM=OFF \
             -DLLVM_TOOL_LLVM_EXEGESIS_BUILD=OFF -DLLVM_TOOL_LLVM_LIBTOOL_DARWIN_BUILD=OFF \
             -DLLVM_BUILD_UTILS=ON -DLLVM_INSTALL_UTILS=OFF # installs llvm-tblgen, not the rest
+        build=distribution install=install-distribution
         ;;
     clang)
         # clang links with lld by default; no static analyzer (its scan-build scripts are Perl,
@@ -53,5 +61,5 @@ else
         > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
     touch build/configured
 fi
-ninja -C build -j"$BOOTSTRAP_CORES"
-ninja -C build install
+ninja -C build -j"$BOOTSTRAP_CORES" "$build"
+ninja -C build "$install"
