@@ -20,12 +20,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_substitute import measure
 from bootstrap.store import Store
 from tests.test_remote_support import NIX_CONFIG, Remote, start_remote
 
@@ -44,17 +44,6 @@ def store_uri(remote: Remote, root: Path, port: bool = True) -> str:
     }
     host = f"127.0.0.1:{remote.port}" if port else "127.0.0.1"
     return f"ssh://root@{host}?{urlencode(query)}"
-
-
-def measure(argv: list[str], env: dict) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user+sys, the process and its children) of one run."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv[0]} failed: {process.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
 
 
 def prepare(tmp: Path, trees: list[Path]) -> tuple[list[str], int, Path]:
@@ -108,16 +97,13 @@ def rounds(tmp: Path, remote: Remote, paths: list[str], nix_root: Path, count: i
     nix_env = dict(os.environ, NIX_CONFIG=NIX_CONFIG, NIX_SSHOPTS=f"-p {remote.port}")
     ours, nix = [], []
     for index in range(count):
-        target = tmp / f"to-ours-{index}"
-        ours.append(
-            measure([str(BOOTSTRAP), "copy", "--to", store_uri(remote, target), *paths], ours_env)
-        )
-        target = tmp / f"to-nix-{index}"
-        source = f"local?root={nix_root}"
-        nix_copy = [*NIX, "copy", "--no-check-sigs", "--from", source]
-        nix.append(
-            measure([*nix_copy, "--to", store_uri(remote, target, port=False), *paths], nix_env)
-        )
+        to_ours = store_uri(remote, tmp / f"to-ours-{index}")
+        wall, cpu, _ = measure([str(BOOTSTRAP), "copy", "--to", to_ours, *paths], ours_env)
+        ours.append((wall, cpu))
+        to_nix = store_uri(remote, tmp / f"to-nix-{index}", port=False)
+        nix_copy = [*NIX, "copy", "--no-check-sigs", "--from", f"local?root={nix_root}"]
+        wall, cpu, _ = measure([*nix_copy, "--to", to_nix, *paths], nix_env)
+        nix.append((wall, cpu))
     return min(ours), min(nix)
 
 

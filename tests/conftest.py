@@ -47,6 +47,23 @@ def nix_store(tmp_path: Path) -> Store:
     return Store(tmp_path / "nixroot", "/nix/store")
 
 
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory):
+    """A real Nix machine on 127.0.0.1: sshd in front of `nix-store --serve --write` on a
+    chroot store with logical dir /bootstrap/store (tests/test_remote_support.py)."""
+    from tests.test_remote_support import start_remote
+
+    remote = start_remote(tmp_path_factory.mktemp("remote"), "/bootstrap/store")
+    yield remote
+    remote.stop()
+
+
+@pytest.fixture
+def ours(tmp_path: Path) -> Store:
+    """Our store, at the same logical dir as `remote`'s."""
+    return Store(tmp_path / "ours", "/bootstrap/store")
+
+
 def run_cli(*args: str, stdin: bytes | None = None, check: bool = True, env=None):
     """Run `python -m bootstrap ARGS` as a user would; returns the CompletedProcess."""
     result = subprocess.run(

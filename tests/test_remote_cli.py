@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from bootstrap.store import Store
 
 from .conftest import run_cli
@@ -15,24 +13,11 @@ from .test_remote_support import (
     free_port,
     requires_remote,
     shell_drv,
-    start_remote,
 )
 
 pytestmark = requires_remote
 
 SCRIPT = "echo built-by-$0 >&2; mkdir $out; echo hi > $out/greeting"
-
-
-@pytest.fixture(scope="module")
-def remote(tmp_path_factory):
-    remote = start_remote(tmp_path_factory.mktemp("remote"), "/bootstrap/store")
-    yield remote
-    remote.stop()
-
-
-@pytest.fixture
-def ours(tmp_path) -> Store:
-    return Store(tmp_path / "ours", "/bootstrap/store")
 
 
 def build(store: Store, *args: str, check: bool = True, **env: str):

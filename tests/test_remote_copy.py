@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from bootstrap.build import BuildOptions, realise
 from bootstrap.store import Store
 
@@ -25,22 +23,9 @@ from .test_remote_support import (
     free_port,
     requires_remote,
     shell_drv,
-    start_remote,
 )
 
 pytestmark = requires_remote
-
-
-@pytest.fixture(scope="module")
-def remote(tmp_path_factory):
-    remote = start_remote(tmp_path_factory.mktemp("remote"), "/bootstrap/store")
-    yield remote
-    remote.stop()
-
-
-@pytest.fixture
-def ours(tmp_path) -> Store:
-    return Store(tmp_path / "ours", "/bootstrap/store")
 
 
 def bootstrap(store: Store, *args: str, check: bool = True):
