@@ -39,7 +39,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
 from bootstrap.hashing import Hash, hash_file
 from bootstrap.nar import nar_hash
-from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
+from bootstrap.sandbox import Bind, SandboxSpec, reproducible_env, run_in_sandbox
 from bootstrap.seed_build.uapi import LINUX_MEMBERS, install_uapi_headers
 from bootstrap.unpack import unpack
 
@@ -414,10 +414,10 @@ def _run_builder(
             "HOST_CC": compiler,
             "MAX_ROUNDS": str(manifest.max_rounds),
             "JOBS": str(jobs),
+            **reproducible_env(manifest.source_date_epoch),
         },
         inputs=[Bind(Path(d), d) for d in HOST_DIRS if os.path.lexists(d)],
         cores=jobs,
-        source_date_epoch=manifest.source_date_epoch,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.with_name(out.name + ".log")

@@ -15,7 +15,7 @@ from bootstrap.build import (
     log_path,
     outputs_valid,
 )
-from bootstrap.builtins import BUILTINS, UNPACK
+from bootstrap.builtins import BUILTINS, is_seed
 from bootstrap.cli.cache_options import add_substituter_options, substitute_options
 from bootstrap.cli.common import add_store_options, add_target_options, open_store, plan_from_args
 from bootstrap.cli.remote import add_builder_options, add_time_limit_options, builder_settings
@@ -179,7 +179,7 @@ def _ensure_pinned_seed(graph: BuildGraph, store: Store, fetcher: Fetcher, host_
     wanted = {
         drv.env.get("archiveHash")
         for drv in graph.derivations.values()
-        if drv.builder == UNPACK and not outputs_valid(store, drv)
+        if is_seed(drv) and not outputs_valid(store, drv)
     }
     if not wanted:
         return

@@ -60,10 +60,11 @@ def required_features(drv: Derivation) -> frozenset[str]:
 
 
 def not_offloadable(drv: Derivation) -> str | None:
-    """Why `drv` cannot be built by real Nix, or None. Our builtins (`builtin:unpack` above
-    all) are not Nix's: such derivations are built here."""
+    """Why `drv` is not sent to a builder, or None. Downloads (`builtin:fetchurl`, the seed
+    included) are built here, from the download cache: real Nix could build them too (they
+    take its settings), but it would fetch them again, and needs the seed's NAR set up."""
     if drv.builder in BUILTINS:
-        return f"its builder {drv.builder} is bootstrap's own, which Nix does not have"
+        return f"its builder {drv.builder} is a download, done from the download cache here"
     return None
 
 

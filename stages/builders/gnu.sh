@@ -8,7 +8,7 @@ apply_patches
 # shellcheck disable=SC2086 # the flag lists are word lists
 ./configure --prefix="$out" $configureFlags > configure.log || { tail -n 60 config.log; exit 1; }
 # shellcheck disable=SC2086
-make -j"$BOOTSTRAP_CORES" $makeFlags
+make -j"$NIX_BUILD_CORES" $makeFlags
 # shellcheck disable=SC2086
 make $makeFlags install
 rm -rf "$out/share/info" "$out/share/man"

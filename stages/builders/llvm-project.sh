@@ -53,5 +53,5 @@ else
         > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
     touch build/configured
 fi
-ninja -C build -j"$BOOTSTRAP_CORES"
+ninja -C build -j"$NIX_BUILD_CORES"
 ninja -C build install
