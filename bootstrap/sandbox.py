@@ -46,7 +46,8 @@ DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date
 BWRAP_ENV_VAR = "BOOTSTRAP_BWRAP"
 NO_SANDBOX_HINT = "run with --no-sandbox to build without isolation (results are non-hermetic)"
 
-_RESERVED_DESTINATIONS = (SANDBOX_BUILD_DIR, "/proc", "/dev", "/etc", "/tmp")
+_RESERVED_DESTINATIONS = (SANDBOX_BUILD_DIR, "/proc", "/dev", "/etc")
+_TMP = PurePosixPath("/tmp")
 # what the sandbox sets beyond the derivation's env: exactly what Nix 2.8's sandbox sets (PATH
 # only where the derivation does not), so a derivation builds the same here and there
 _RESERVED_ENV = frozenset(
@@ -380,7 +381,8 @@ def _mount_args(
         else:
             args += ["--ro-bind", str(bind.physical), bind.logical]
     args += ["--bind", str(spec.build_dir), SANDBOX_BUILD_DIR, "--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--tmpfs", "/tmp"]  # a writable /tmp, as Nix's sandbox has
+    if not any(PurePosixPath(b.logical).is_relative_to(_TMP) for b in inputs + outputs):
+        args += ["--perms", "1777", "--tmpfs", str(_TMP)]  # a writable /tmp, as Nix's has
     for destination, fd in etc_fds.items():
         args += ["--ro-bind-data", str(fd), destination]
     if spec.network:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
+from bootstrap.builtins import SEED_NAR_DIR
 from bootstrap.derivation import Derivation, Output, add_to_store, fill_outputs, store_resolver
 from bootstrap.remote.machines import Machine, local_system, parse_machine
 from bootstrap.store import Store
@@ -86,8 +87,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_remote(directory: Path, store_dir: str) -> Remote:
-    """sshd on 127.0.0.1 (an ephemeral port) that lets our generated key run Nix."""
+def start_remote(directory: Path, store_dir: str, seed_nars: Path | None = None) -> Remote:
+    """sshd on 127.0.0.1 (an ephemeral port) that lets our generated key run Nix; with
+    `seed_nars`, Nix's sandbox sees that directory as the seed's NAR directory (docs/seed.md)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("hostkey", "id"):
         subprocess.run(
@@ -96,7 +98,10 @@ def start_remote(directory: Path, store_dir: str) -> Remote:
         )
     shutil.copy(directory / "id.pub", directory / "authorized_keys")
     wrapper = directory / "remote-nix-store"
-    wrapper.write_text(f"#!/bin/sh\nexport NIX_CONFIG='{NIX_CONFIG}'\nexec nix-store \"$@\"\n")
+    nix_config = NIX_CONFIG
+    if seed_nars is not None:
+        nix_config += f"extra-sandbox-paths = {SEED_NAR_DIR}={seed_nars}\n"
+    wrapper.write_text(f"#!/bin/sh\nexport NIX_CONFIG='{nix_config}'\nexec nix-store \"$@\"\n")
     wrapper.chmod(0o755)
     port = free_port()
     config = directory / "sshd_config"

@@ -5,6 +5,12 @@ are copied from the main store into a separate check store with the same logical
 directory, the derivation is built there in its sandbox, and each output's NAR hash is compared
 with the main store's. Where they differ, the files that differ are listed, and with
 `diffoscope_dir` a diffoscope report is written for each.
+
+With a `machine` (a Nix builder, `--builders`), each derivation is built there instead, by
+real Nix in its own sandbox, through the serve protocol (`bootstrap.remote.offload`): a
+cross-engine check. The seed is built there too (Nix's `builtin:fetchurl` unpacking its NAR);
+plain downloads are not (their bytes are fixed by their hash). The builder's store must not
+hold the outputs already (Nix would not build them again): give it a fresh store.
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.build import BuildOptions, realise
-from bootstrap.builtins import BUILTINS
+from bootstrap.builtins import BUILTINS, is_seed
 from bootstrap.errors import BootstrapError
 from bootstrap.recipe import TargetPlan
+from bootstrap.remote.machines import Machine
+from bootstrap.remote.offload import build_remotely
 from bootstrap.store import Store
 from bootstrap.store.copy import copy_closure
 
@@ -45,20 +54,30 @@ def reproduce(
     stages: list[str],
     options: BuildOptions,
     diffoscope_dir: Path | None = None,
+    machine: Machine | None = None,
+    on_result: Callable[[ReproResult], None] | None = None,
 ) -> list[ReproResult]:
-    """Rebuild every non-builtin derivation of `stages` in `check` and compare outputs."""
+    """Rebuild every non-builtin derivation of `stages` in `check` (or on `machine`, the seed
+    included) and compare outputs; `on_result` hears of each as it is done."""
     if check.root.resolve() == store.root.resolve():
         raise BootstrapError("the check store must be a different physical store")
     wanted = {d for s in stages for d in plan.stages[s]}
-    order = [d for d in plan.graph.topological() if d in wanted]
-    return [
-        _reproduce_one(store, check, plan, drv, options, diffoscope_dir)
-        for drv in order
-        if plan.graph.derivations[drv].builder not in BUILTINS
-    ]
+    results = []
+    for drv_path in plan.graph.topological():
+        drv = plan.graph.derivations[drv_path]
+        if drv_path not in wanted or (drv.builder in BUILTINS and not (machine and is_seed(drv))):
+            continue
+        results.append(
+            _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir, machine)
+        )
+        if on_result is not None:
+            on_result(results[-1])
+    return results
 
 
-def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir) -> ReproResult:
+def _reproduce_one(
+    store, check, plan, drv_path, options, diffoscope_dir, machine=None
+) -> ReproResult:
     drv = plan.graph.derivations[drv_path]
     result = ReproResult(drv.name, drv_path, IDENTICAL)
     if not all(store.is_valid(o.path) for o in drv.outputs.values()):
@@ -72,7 +91,10 @@ def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir) -> Rep
     copy_closure(store, check, inputs)
     check.unregister_and_delete([o.path for o in drv.outputs.values() if check.is_valid(o.path)])
     try:
-        realise(check, drv_path, drv, options)
+        if machine is None:
+            realise(check, drv_path, drv, options)
+        else:
+            build_remotely(check, drv_path, drv, machine, options)
     except BootstrapError as err:
         result.status, result.reason = FAILED, str(err).splitlines()[0]
         return result

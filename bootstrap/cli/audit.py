@@ -12,7 +12,7 @@ from bootstrap.audit.challenge import challenge
 from bootstrap.audit.challenge import render as render_challenge
 from bootstrap.audit.hermetic import AuditedPath, audit_hermetic, render_json, render_table
 from bootstrap.audit.manifest import build_manifest, diff_manifests, load_manifest
-from bootstrap.audit.reproduce import DIFFERS, FAILED, render, reproduce
+from bootstrap.audit.reproduce import DIFFERS, FAILED, ReproResult, render, reproduce
 from bootstrap.build import BuildOptions
 from bootstrap.cli.common import (
     add_target_options,
@@ -28,6 +28,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.export import stage_outputs
 from bootstrap.fetch import Fetcher
 from bootstrap.recipe import TargetPlan
+from bootstrap.remote.machines import Machine, parse_machines
 from bootstrap.store import Store
 from bootstrap.store.canonical import remove_tree
 
@@ -133,6 +134,12 @@ def _register_reproduce(checks: argparse._SubParsersAction) -> None:
     sub.add_argument("--check-store", type=Path, metavar="ROOT", help="keep the rebuilt paths here")
     sub.add_argument("--diffoscope", type=Path, metavar="DIR", help="write diffoscope reports here")
     sub.add_argument("--cores", type=int, default=1, help="cores each build may use")
+    sub.add_argument(
+        "--builders",
+        metavar="SPEC",
+        help="build again on this Nix machine (Nix's machine syntax, as `run --builders`; the "
+        "first that fits), by real Nix in its sandbox, instead of here: a cross-engine check",
+    )
     sub.set_defaults(func=run_reproduce)
 
 
@@ -253,12 +260,26 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         check = Store(root, store.store_dir)
         options = BuildOptions(cores=args.cores, fetcher=Fetcher())
-        results = reproduce(store, check, plan, stages, options, args.diffoscope)
+        machine = _reproduce_machine(args.builders, plan.target) if args.builders else None
+        results = reproduce(
+            store, check, plan, stages, options, args.diffoscope, machine, _say_result
+        )
     finally:
         if args.check_store is None:
             remove_tree(root)
     print(render(results))
     return 1 if any(r.status in (DIFFERS, FAILED) for r in results) else 0
+
+
+def _reproduce_machine(spec: str, system: str) -> Machine:
+    machines = [m for m in parse_machines(spec, "--builders") if m.fits(system, frozenset())]
+    if not machines:
+        raise BootstrapError(f"--builders: no machine builds {system}")
+    return machines[0]
+
+
+def _say_result(result: ReproResult) -> None:
+    print(f"{result.name}: {result.status}", file=sys.stderr, flush=True)
 
 
 def run_diff(args: argparse.Namespace) -> int:
