@@ -27,7 +27,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from bootstrap.audit.reproduce import IDENTICAL, render, reproduce
-from bootstrap.build import BuildOptions
+from bootstrap.build import BuildOptions, log_path
 from bootstrap.elf.paths import PathMap
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
@@ -326,6 +326,24 @@ def test_stage2_passes_the_hermetic_audit(built2):
     assert result.stdout.decode().strip() == "no violations"
 
 
+def _fixed_up(root: Path, until: str) -> list[str]:
+    """The changes our fix-up made to the outputs of stages 0 to `until` (each is a `fixup:`
+    line in its build's log): none, if every output is final when its builder exits, as a
+    remote (Nix) build's must be."""
+    store = Store(root / "store")
+    plan = plan_target(store.store_dir, TARGET, Recipes(), until=until, profile=PROFILE)
+    changes = []
+    for drv_path in (d for drvs in plan.stages.values() for d in drvs):
+        log = log_path(store, drv_path)
+        lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+        changes += [f"{drv_path}: {line}" for line in lines if line.startswith("fixup")]
+    return changes
+
+
+def test_fix_up_changes_nothing_in_stages_0_to_2(built2):
+    assert _fixed_up(built2[0], "stage2") == []
+
+
 def test_stage2_is_bit_identical_when_built_again(built2):
     _, chain_args, env, _ = built2
     result = run_cli(
@@ -402,6 +420,11 @@ def test_gcc10_builds_and_runs_static_cplusplus17_with_threads(built3, tmp_path)
     (tmp_path / "modern.cc").write_text(CPLUSPLUS17)
     output = _build_and_run(root, gxx, ["-std=c++17", "-O2", "-pthread"], tmp_path / "modern.cc")
     assert output == b"gcc10 6 variant 42\n"
+
+
+@pytest.mark.slow
+def test_fix_up_changes_nothing_in_stage3(built3):
+    assert _fixed_up(built3[0], "stage3") == []
 
 
 @pytest.mark.slow
