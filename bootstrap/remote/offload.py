@@ -64,7 +64,7 @@ def not_offloadable(drv: Derivation) -> str | None:
     included) are built here, from the download cache: real Nix could build them too (they
     take its settings), but it would fetch them again, and needs the seed's NAR set up."""
     if drv.builder in BUILTINS:
-        return f"its builder {drv.builder} is a download, done from the download cache here"
+        return f"its builder {drv.builder} is a download, made from the download cache"
     return None
 
 
