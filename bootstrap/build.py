@@ -261,6 +261,7 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
         outputs=[Bind(staged[name], out.path) for name, out in drv.outputs.items()],
         network=drv.is_fixed_output,
         cores=options.cores,
+        store_dir=store.store_dir,
         max_seconds=options.max_seconds,
         max_silent_seconds=options.max_silent_seconds,
         sandboxed=options.sandboxed,

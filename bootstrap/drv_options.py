@@ -27,6 +27,13 @@ FIXUP_INTERPRETER = "fixupInterpreter"
 FIXUP_SHEBANGS = "fixupShebangs"
 EXPORT_REFERENCES_GRAPH = "exportReferencesGraph"
 RESUMABLE = "resumable"
+DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date zip can store
+
+
+def reproducible_env(source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH) -> dict[str, str]:
+    """The settings our builds carry in their own env for reproducible output (the sandbox,
+    like Nix's, sets none of them): a fixed build date, the C locale, UTC."""
+    return {"SOURCE_DATE_EPOCH": str(source_date_epoch), "LC_ALL": "C", "TZ": "UTC"}
 
 
 @dataclass(frozen=True)

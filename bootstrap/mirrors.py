@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 from bootstrap.errors import BootstrapError
 
 MIRROR_SCHEME = "mirror://"
+# one fixed URL per mirror name, for a derivation's `url` (real Nix's builtin:fetchurl knows no
+# mirror lists): the archive's own redirector to a nearby mirror
+CANONICAL_MIRRORS = {"debian": "https://deb.debian.org/debian"}
 DEFAULT_APT_DIR = Path("/etc/apt")
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -152,3 +155,16 @@ class Mirrors:
         if not path:
             raise BootstrapError(f"mirror URL {url!r} has no path: expected mirror://NAME/path")
         return tuple(f"{base.rstrip('/')}/{path}" for base in self.urls_for(name))
+
+
+def canonical_url(url: str) -> str:
+    """`mirror://NAME/path` at NAME's canonical mirror; any other URL as it is."""
+    if not url.startswith(MIRROR_SCHEME):
+        return url
+    name, _, path = url[len(MIRROR_SCHEME) :].partition("/")
+    if name not in CANONICAL_MIRRORS:
+        raise BootstrapError(
+            f"mirror URL {url!r}: no canonical mirror for {name!r}; expected one of "
+            f"{', '.join(sorted(CANONICAL_MIRRORS))}"
+        )
+    return f"{CANONICAL_MIRRORS[name]}/{path}"

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.buildgraph import BuildGraph
-from bootstrap.builtins import FETCHURL, UNPACK
+from bootstrap.builtins import FETCHURL, SEED_NAR_DIR
 from bootstrap.derivation import Derivation, DerivationHasher, Output, drv_path
-from bootstrap.drv_options import DrvOptions
+from bootstrap.drv_options import DrvOptions, reproducible_env
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import Hash
+from bootstrap.mirrors import canonical_url
 from bootstrap.nar import nar_hash
 from bootstrap.storepath import source_path
 
@@ -209,19 +210,28 @@ class Evaluator:
         return path
 
     def _seed(self, seed: Seed) -> Derivation:
+        """The seed as Nix's `builtin:fetchurl` unpacking a NAR (`url`, `unpack`): real Nix
+        builds it from `file://` + SEED_NAR_DIR, which its sandbox must be given
+        (docs/seed.md); we from the NAR in the download cache, else from the seed archive
+        (`archiveHash`, `archiveUrls`, `stripTop`: ours, which Nix ignores)."""
         return Derivation(
             name=seed.name,
             outputs={"out": Output(hash_algo="r:sha256", hash=seed.tree_hash.hex)},
             system=self.system,
-            builder=UNPACK,
+            builder=FETCHURL,
             env={
-                "urls": " ".join(seed.urls),
+                "url": f"file://{SEED_NAR_DIR}/{seed.tree_hash.hex}",
+                "unpack": "1",
+                **_fixed_output_env("recursive", seed.tree_hash),
                 "archiveHash": str(seed.archive_hash),
+                "archiveUrls": " ".join(seed.urls),
                 "stripTop": "1" if seed.strip_top else "0",
             },
         )
 
     def _fetch(self, source: Source) -> str:
+        """A download as Nix's `builtin:fetchurl` (`url`: the first URL, a mirror at its
+        canonical place); `urls` are every URL we try."""
         if source.hash not in self._fetches:
             algo = source.hash.algo
             self._fetches[source.hash] = self._add(
@@ -230,7 +240,11 @@ class Evaluator:
                     outputs={"out": Output(hash_algo=algo, hash=source.hash.hex)},
                     system=self.system,
                     builder=FETCHURL,
-                    env={"urls": " ".join(source.urls)},
+                    env={
+                        "url": canonical_url(source.urls[0]),
+                        "urls": " ".join(source.urls),
+                        **_fixed_output_env("flat", source.hash),
+                    },
                 )
             )
         return self._fetches[source.hash]
@@ -273,6 +287,7 @@ class Evaluator:
             "inputs": " ".join(input_outs),
             "PATH": ":".join(f"{p}/bin" for p in input_outs),
             "SHELL": shell_path,
+            **reproducible_env(),
             **self._options(where, pkg).to_env(),
             **_checked_env(where, pkg.env),
             **self._profile_env(where, pkg),
@@ -333,6 +348,11 @@ class Evaluator:
                 raise BootstrapError(f"{where}: closure_files[{file!r}] must be one of its inputs")
             pairs.append((file, self.output_path(item)))
         return tuple(pairs)
+
+
+def _fixed_output_env(mode: str, hash_: Hash) -> dict[str, str]:
+    """The attributes a Nix expression's fixed-output derivation has in its env."""
+    return {"outputHashMode": mode, "outputHashAlgo": hash_.algo, "outputHash": hash_.hex}
 
 
 def _checked_env(where: str, env: Mapping[str, str]) -> dict[str, str]:

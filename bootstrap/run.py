@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bootstrap.audit.manifest import build_manifest, manifest_dir, write_manifest
 from bootstrap.build import BuildOptions
 from bootstrap.buildgraph import BuildGraph, outputs_valid
-from bootstrap.builtins import UNPACK, unpack_archive_hash
+from bootstrap.builtins import is_seed, seed_archive_hash
 from bootstrap.recipe import TargetPlan
 from bootstrap.scheduler import Scheduler, Summary
 from bootstrap.store import Store
@@ -108,9 +108,9 @@ def ensure_pinned_seed(
     """Put the pinned seed archive in the download cache (fetched, or built with `host_cc`) if
     a seed path of `graph` still to build unpacks it; `on_line` hears the seed build's log."""
     wanted = {
-        unpack_archive_hash(drv)
+        seed_archive_hash(drv)
         for drv in graph.derivations.values()
-        if drv.builder == UNPACK and not outputs_valid(store, drv)
+        if is_seed(drv) and drv.env.get("archiveHash") and not outputs_valid(store, drv)
     }
     if not wanted:
         return

@@ -42,24 +42,28 @@ PATH_NOT_SET = "/path-not-set"
 SANDBOX_UID = 1000
 SANDBOX_GID = 100
 SANDBOX_HOSTNAME = "localhost"
-DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date zip can store
+DEFAULT_STORE_DIR = "/nix/store"
 BWRAP_ENV_VAR = "BOOTSTRAP_BWRAP"
 NO_SANDBOX_HINT = "run with --no-sandbox to build without isolation (results are non-hermetic)"
 
 _RESERVED_DESTINATIONS = (SANDBOX_BUILD_DIR, "/proc", "/dev", "/etc")
+_TMP = PurePosixPath("/tmp")
+# what the sandbox sets beyond the derivation's env: exactly what Nix 2.8's sandbox sets (PATH
+# only where the derivation does not), so a derivation builds the same here and there
 _RESERVED_ENV = frozenset(
     {
         "HOME",
+        "NIX_STORE",
+        "NIX_BUILD_CORES",
+        "NIX_BUILD_TOP",
         "TMPDIR",
         "TMP",
         "TEMP",
         "TEMPDIR",
         "PWD",
-        "BOOTSTRAP_BUILD_TOP",
-        "BOOTSTRAP_CORES",
-        "SOURCE_DATE_EPOCH",
-        "LC_ALL",
-        "TZ",
+        "NIX_OUTPUT_CHECKED",
+        "NIX_LOG_FD",
+        "TERM",
     }
 )
 _HOST_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/services", "/etc/protocols")
@@ -122,8 +126,9 @@ class SandboxSpec:
     logical store directory. The builder can change the modes of everything it is given
     (`build_dir` itself included), so `build_dir` and the outputs' directory must lie in a
     directory only the caller can enter (docs/sandbox.md, "Other users"). `env` is the
-    derivation's environment; the sandbox adds the fixed
-    variables (HOME, TMPDIR, ...) and refuses to let `env` override them. `sandboxed=False` is
+    derivation's environment; the sandbox adds what Nix 2.8's sandbox adds (HOME, TMPDIR,
+    NIX_BUILD_CORES from `cores`, NIX_STORE from `store_dir`, ...) and refuses to let `env`
+    override it. `sandboxed=False` is
     the explicit no-sandbox mode: it needs physical == logical for every bind. `append_log`
     adds to the log file instead of replacing it (a resumed build's log keeps every attempt).
     """
@@ -135,9 +140,9 @@ class SandboxSpec:
     outputs: Sequence[Bind] = ()
     network: bool = False
     cores: int = 1
+    store_dir: str = DEFAULT_STORE_DIR
     max_seconds: float | None = None
     max_silent_seconds: float | None = None
-    source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
     sandboxed: bool = True
     append_log: bool = False
     limits: BuildLimits = field(default_factory=BuildLimits)
@@ -210,21 +215,23 @@ def _probe_bwrap(bwrap: str) -> str:
 
 
 def sandbox_environment(spec: SandboxSpec, build_top: str) -> dict[str, str]:
-    """The exact environment the builder sees: derivation env plus the fixed variables."""
+    """The exact environment the builder sees: the derivation's env plus what Nix 2.8's
+    sandbox adds (nothing else: SOURCE_DATE_EPOCH, LC_ALL and the like are the derivation's)."""
     env = {"PATH": PATH_NOT_SET, **spec.env}
     env.update(
         HOME=HOMELESS_SHELTER,
+        NIX_STORE=spec.store_dir,
+        NIX_BUILD_CORES=str(spec.cores),
+        NIX_BUILD_TOP=build_top,
         TMPDIR=build_top,
+        TEMPDIR=build_top,
         TMP=build_top,
         TEMP=build_top,
-        TEMPDIR=build_top,
         PWD=build_top,
-        BOOTSTRAP_BUILD_TOP=build_top,
-        BOOTSTRAP_CORES=str(spec.cores),
-        SOURCE_DATE_EPOCH=str(spec.source_date_epoch),
-        LC_ALL="C",
-        TZ="UTC",
     )
+    if spec.network:  # only fixed-output derivations get the network, as in Nix
+        env["NIX_OUTPUT_CHECKED"] = "1"
+    env.update(NIX_LOG_FD="2", TERM="xterm-256color")
     return env
 
 
@@ -368,6 +375,8 @@ def _mount_args(
         else:
             args += ["--ro-bind", str(bind.physical), bind.logical]
     args += ["--bind", str(spec.build_dir), SANDBOX_BUILD_DIR, "--proc", "/proc", "--dev", "/dev"]
+    if not any(PurePosixPath(b.logical).is_relative_to(_TMP) for b in inputs + outputs):
+        args += ["--perms", "1777", "--tmpfs", str(_TMP)]  # a writable /tmp, as Nix's has
     for destination, fd in etc_fds.items():
         args += ["--ro-bind-data", str(fd), destination]
     if spec.network:
@@ -383,12 +392,13 @@ def _ancestors(logicals: list[str]) -> list[str]:
 
 
 def _etc_text(network: bool) -> dict[str, str]:
+    """/etc as Nix 2.8's sandbox writes it (its build user is `nixbld`)."""
     passwd = (
-        "root:x:0:0:root:/root:/noshell\n"
-        f"builder:x:{SANDBOX_UID}:{SANDBOX_GID}:builder:{HOMELESS_SHELTER}:/noshell\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/noshell\n"
+        f"root:x:0:0:Nix build user:{SANDBOX_BUILD_DIR}:/noshell\n"
+        f"nixbld:x:{SANDBOX_UID}:{SANDBOX_GID}:Nix build user:{SANDBOX_BUILD_DIR}:/noshell\n"
+        "nobody:x:65534:65534:Nobody:/:/noshell\n"
     )
-    group = f"root:x:0:\nbuilders:x:{SANDBOX_GID}:\nnogroup:x:65534:\n"
+    group = f"root:x:0:\nnixbld:!:{SANDBOX_GID}:\nnogroup:x:65534:\n"
     files = {"/etc/passwd": passwd, "/etc/group": group}
     if not network:
         files["/etc/hosts"] = f"127.0.0.1 {SANDBOX_HOSTNAME}\n::1 {SANDBOX_HOSTNAME}\n"

@@ -26,10 +26,14 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from bootstrap.audit.reproduce import IDENTICAL, render, reproduce
+from bootstrap.build import BuildOptions, log_path
 from bootstrap.elf.paths import PathMap
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
+from bootstrap.nar import dump
 from bootstrap.recipe import Recipes, Stage, plan_target, select_stages
+from bootstrap.remote.machines import parse_machine
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.seed.manifest import load_manifest
 from bootstrap.store import Store
@@ -47,6 +51,7 @@ from stages.stage3 import (
     SED_SOURCE,
 )
 from tests.conftest import run_cli
+from tests.test_remote_support import Remote, chain_sandbox_paths, requires_remote, start_remote
 
 TARGET = "x86_64-linux"
 CHAIN_ROOT = os.environ.get("BOOTSTRAP_TEST_CHAIN_ROOT")
@@ -199,6 +204,62 @@ def test_stage1_is_bit_identical_when_built_again(built):
     assert "6 identical, 0 differs, 0 failed" in report, report
 
 
+def _nix_builder(root: Path, work: Path) -> tuple[Remote, str]:
+    """Real Nix on 127.0.0.1 (its files in `work`) with what the chain needs in its sandbox
+    (a /bin/sh; the seed's NAR, dumped from the chain's store, where the seed derivation's
+    `url` names it)."""
+    store = Store(root / "store")
+    plan = plan_target(store.store_dir, TARGET, Recipes(), until="stage0", profile=PROFILE)
+    seed = plan.graph.derivations[plan.stages["stage0"][0]].outputs["out"]
+    nars = work / "seed-nars"
+    nars.mkdir(exist_ok=True)
+    with open(nars / seed.hash, "wb") as out:
+        dump(store.real_path(seed.path), out)
+    remote = start_remote(work / "nix-builder", store.store_dir, chain_sandbox_paths(nars))
+    return remote, remote.spec(systems=TARGET)
+
+
+@requires_remote
+def test_real_nix_builds_the_seed_and_linux_headers_to_the_same_bytes(built, tmp_path):
+    """The short cross-engine check: stage 0 (Nix's builtin:fetchurl unpacking the seed's NAR)
+    and one small stage-1 derivation, built again by real Nix 2.8 in its own sandbox."""
+    root = built[0]
+    remote, spec = _nix_builder(root, tmp_path)
+    try:
+        store = Store(root / "store")
+        plan = plan_target(store.store_dir, TARGET, Recipes(), until="stage1", profile=PROFILE)
+        headers = [d for d in plan.stages["stage1"] if "linux-headers" in d]
+        plan.stages["stage1"] = headers
+        check = Store(tmp_path / "check", store.store_dir)
+        machine = parse_machine(spec, "test")
+        results = reproduce(store, check, plan, ["stage0", "stage1"], BuildOptions(), None, machine)
+    finally:
+        remote.stop()
+    assert [(r.name, r.status) for r in results] == [
+        ("seed", IDENTICAL),
+        ("linux-headers-6.1.176", IDENTICAL),
+    ], render(results)
+
+
+@requires_remote
+@pytest.mark.nix_reproduce
+@pytest.mark.slow
+def test_real_nix_builds_stages_0_to_3_to_the_same_bytes(built3, tmp_path):
+    """The long cross-engine check: every derivation of stages 0 to 3 built again by real Nix
+    2.8 over ssh (`audit reproduce --builders`), each compared with ours."""
+    root, chain_args, env, _ = built3
+    remote, spec = _nix_builder(root, tmp_path)
+    try:
+        result = run_cli(
+            "audit", "reproduce", TARGET, "--until", "stage3", *chain_args, "--builders", spec,
+            "--diffoscope", str(tmp_path / "diffoscope"), check=False, env=env,
+        )  # fmt: skip
+    finally:
+        remote.stop()
+    report = result.stdout.decode()
+    assert result.returncode == 0 and " 0 differs, 0 failed, 0 not built" in report, report
+
+
 def test_a_stage_number_names_the_stage():
     stages = [Stage("stage0", ()), Stage("stage1", ()), Stage("stage2", ())]
     assert [s.name for s in select_stages(stages, "1")] == ["stage0", "stage1"]
@@ -263,6 +324,24 @@ def test_stage2_passes_the_hermetic_audit(built2):
     _, chain_args, env, _ = built2
     result = run_cli("audit", "hermetic", "stage2", *chain_args, env=env)
     assert result.stdout.decode().strip() == "no violations"
+
+
+def _fixed_up(root: Path, until: str) -> list[str]:
+    """The changes our fix-up made to the outputs of stages 0 to `until` (each is a `fixup:`
+    line in its build's log): none, if every output is final when its builder exits, as a
+    remote (Nix) build's must be."""
+    store = Store(root / "store")
+    plan = plan_target(store.store_dir, TARGET, Recipes(), until=until, profile=PROFILE)
+    changes = []
+    for drv_path in (d for drvs in plan.stages.values() for d in drvs):
+        log = log_path(store, drv_path)
+        lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+        changes += [f"{drv_path}: {line}" for line in lines if line.startswith("fixup")]
+    return changes
+
+
+def test_fix_up_changes_nothing_in_stages_0_to_2(built2):
+    assert _fixed_up(built2[0], "stage2") == []
 
 
 def test_stage2_is_bit_identical_when_built_again(built2):
@@ -341,6 +420,11 @@ def test_gcc10_builds_and_runs_static_cplusplus17_with_threads(built3, tmp_path)
     (tmp_path / "modern.cc").write_text(CPLUSPLUS17)
     output = _build_and_run(root, gxx, ["-std=c++17", "-O2", "-pthread"], tmp_path / "modern.cc")
     assert output == b"gcc10 6 variant 42\n"
+
+
+@pytest.mark.slow
+def test_fix_up_changes_nothing_in_stage3(built3):
+    assert _fixed_up(built3[0], "stage3") == []
 
 
 @pytest.mark.slow

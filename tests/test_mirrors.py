@@ -11,6 +11,7 @@ from bootstrap.mirrors import (
     DEFAULT_APT_DIR,
     Mirrors,
     apt_debian_mirrors,
+    canonical_url,
     default_config_file,
     env_variable,
     is_debian_archive,
@@ -155,3 +156,13 @@ def test_host_apt_sources_give_debian_archives(tmp_path: Path) -> None:
     mirrors = Mirrors(environ={}, config_file=tmp_path / "absent.toml")
     resolved = mirrors.resolve("mirror://debian/pool/main/n/x.tar")
     assert resolved == tuple(f"{url}/pool/main/n/x.tar" for url in found)
+
+
+def test_canonical_url_is_one_fixed_url_for_a_derivation():
+    url = "mirror://debian/pool/main/m/m4/m4_1.4.19.orig.tar.xz"
+    assert (
+        canonical_url(url) == "https://deb.debian.org/debian/pool/main/m/m4/m4_1.4.19.orig.tar.xz"
+    )
+    assert canonical_url("https://example.org/a.tar.gz") == "https://example.org/a.tar.gz"
+    with pytest.raises(BootstrapError, match=r"^mirror URL 'mirror://gnu/x': no canonical mirror"):
+        canonical_url("mirror://gnu/x")

@@ -124,6 +124,25 @@ def test_an_output_whose_references_do_not_match_is_rejected(tmp_path, remote, o
     assert not ours.is_valid(out)
 
 
+def test_an_output_our_fix_up_would_change_is_rejected(tmp_path, remote, ours):
+    """Real Nix builds it fine, but its script's `#!/bin/sh` is not final (our fix-up would
+    point it at the builder's shell): rejected, with the file and the change, none of it kept."""
+    shell = busybox_path(ours, tmp_path)
+    script = (
+        "mkdir -p $out/bin; printf '#!/bin/sh\\necho hi\\n' > $out/bin/hi; chmod +x $out/bin/hi"
+    )
+    drv_path, drv = shell_drv(ours, "not-final", script, shell, SHELL=f"{shell}/bin/sh")
+    with pytest.raises(BuildError) as failure:
+        build_remotely(ours, drv_path, drv, remote.machine(), BuildOptions())
+    message, out = str(failure.value), drv.outputs["out"].path
+    assert (
+        f"our fix-up would change it ({out}/bin/hi: shebang #!/bin/sh -> #!{shell}/bin/sh)"
+        in message
+    )
+    assert "recipe must make its outputs final" in message and "\n" not in message
+    assert not ours.is_valid(drv.outputs["out"].path)
+
+
 def test_ssh_killed_mid_build_leaves_nothing_half_registered(tmp_path, remote, ours):
     shell = busybox_path(ours, tmp_path)
     script = "echo started >&2; sleep 30; mkdir $out"

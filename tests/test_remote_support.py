@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from bootstrap.builtins import SEED_NAR_DIR
 from bootstrap.derivation import (
     Derivation,
     DerivationHasher,
@@ -102,8 +103,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_remote(directory: Path, store_dir: str) -> Remote:
-    """sshd on 127.0.0.1 (an ephemeral port) that lets our generated key run Nix."""
+def start_remote(
+    directory: Path, store_dir: str, sandbox_paths: dict[str, str] | None = None
+) -> Remote:
+    """sshd on 127.0.0.1 (an ephemeral port) that lets our generated key run Nix; Nix's sandbox
+    gets `sandbox_paths` (in it -> on the host) as `extra-sandbox-paths`."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("hostkey", "id"):
         subprocess.run(
@@ -112,7 +116,11 @@ def start_remote(directory: Path, store_dir: str) -> Remote:
         )
     shutil.copy(directory / "id.pub", directory / "authorized_keys")
     wrapper = directory / "remote-nix-store"
-    wrapper.write_text(f"#!/bin/sh\nexport NIX_CONFIG='{NIX_CONFIG}'\nexec nix-store \"$@\"\n")
+    nix_config = NIX_CONFIG
+    if sandbox_paths:
+        pairs = " ".join(f"{inside}={host}" for inside, host in sandbox_paths.items())
+        nix_config += f"extra-sandbox-paths = {pairs}\n"
+    wrapper.write_text(f"#!/bin/sh\nexport NIX_CONFIG='{nix_config}'\nexec nix-store \"$@\"\n")
     wrapper.chmod(0o755)
     port = free_port()
     config = directory / "sshd_config"
@@ -137,6 +145,13 @@ def start_remote(directory: Path, store_dir: str) -> Remote:
     )
     remote.nix_store("--init")
     return remote
+
+
+def chain_sandbox_paths(seed_nars: Path) -> dict[str, str]:
+    """What a builder of the chain needs in Nix's sandbox beyond Debian's defaults
+    (docs/distributed.md): a `/bin/sh`, a static busybox as upstream Nix's default, and the
+    seed's NAR directory."""
+    return {"/bin/sh": str(BUSYBOX), SEED_NAR_DIR: str(seed_nars)}
 
 
 def _wait_for_port(port: int, process: subprocess.Popen) -> None:

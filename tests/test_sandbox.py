@@ -107,14 +107,35 @@ def test_builder_sees_exactly_the_fixed_environment(busybox, build_dir, tmp_path
         env={"PATH": BUSYBOX_BIN, "out": OUT_LOGICAL, "name": "demo"},
         inputs=[busybox],
         cores=3,
+        store_dir="/bootstrap/store",
     )
     lines, result = run_lines(spec, tmp_path)
     assert result.succeeded and result.hermetic
     seen = dict(line.split("=", 1) for line in lines)
     assert seen == sandbox_environment(spec, "/build")
-    assert seen["HOME"] == "/homeless-shelter" and seen["TMPDIR"] == "/build"
-    assert (seen["LC_ALL"], seen["TZ"], seen["BOOTSTRAP_CORES"]) == ("C", "UTC", "3")
-    assert seen["SOURCE_DATE_EPOCH"] == "315532800" and seen["PATH"] == BUSYBOX_BIN
+    # what Nix 2.8's sandbox adds (printed by a real Nix build here), and nothing else
+    added = {key: value for key, value in seen.items() if key not in spec.env}
+    top_names = ("NIX_BUILD_TOP", "TMPDIR", "TEMPDIR", "TMP", "TEMP", "PWD")
+    build_top = dict.fromkeys(top_names, "/build")
+    assert added == {
+        **build_top,
+        "HOME": "/homeless-shelter",
+        "NIX_STORE": "/bootstrap/store",
+        "NIX_BUILD_CORES": "3",
+        "NIX_LOG_FD": "2",
+        "TERM": "xterm-256color",
+    }
+    assert seen["PATH"] == BUSYBOX_BIN
+
+
+def test_path_is_not_set_unless_the_derivation_sets_it(busybox, build_dir, tmp_path):
+    spec = SandboxSpec(
+        command=[f"{BUSYBOX_BIN}/env"], build_dir=build_dir, inputs=[busybox], network=True
+    )
+    lines, result = run_lines(spec, tmp_path)
+    seen = dict(line.split("=", 1) for line in lines)
+    assert result.succeeded and seen["PATH"] == "/path-not-set"
+    assert seen["NIX_OUTPUT_CHECKED"] == "1"  # a fixed output's build, as in Nix
 
 
 def test_identity_hostname_umask_and_cwd_are_fixed(busybox, build_dir, tmp_path):
@@ -130,11 +151,15 @@ def test_host_filesystem_is_invisible(busybox, build_dir, tmp_path):
     )
     lines, result = run_lines(shell(script, busybox, build_dir), tmp_path)
     assert result.succeeded
-    assert lines == ["bootstrap", "build", "dev", "etc", "proc"]
+    assert lines == ["bootstrap", "build", "dev", "etc", "proc", "tmp", "/tmp"]
 
     lines, _ = run_lines(shell("cat /etc/passwd; ls /etc; ls /dev", busybox, build_dir), tmp_path)
     assert not set(lines) & set(Path("/etc/passwd").read_text().splitlines())
-    assert "builder:x:1000:100:builder:/homeless-shelter:/noshell" in lines
+    assert lines[:3] == [
+        "root:x:0:0:Nix build user:/build:/noshell",
+        "nixbld:x:1000:100:Nix build user:/build:/noshell",
+        "nobody:x:65534:65534:Nobody:/:/noshell",
+    ]
     assert {"group", "hosts", "passwd", "null", "zero", "urandom"} <= set(lines)
 
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from bootstrap.builtins import UNPACK
+from bootstrap.builtins import is_seed
 from bootstrap.errors import BootstrapError
 from bootstrap.recipe import DEFAULT_PROFILE, TargetPlan
 from bootstrap.store import PathInfo, Store
@@ -54,7 +54,7 @@ def build_manifest(store: Store, plan: TargetPlan) -> dict:
     seeds = [
         derivation_entry(store, plan, path, infos)
         for path, drv in plan.graph.derivations.items()
-        if drv.builder == UNPACK
+        if is_seed(drv)
     ]
     stages = {}
     for name, drvs in plan.stages.items():

@@ -5,6 +5,12 @@ are copied from the main store into a separate check store with the same logical
 directory, the derivation is built there in its sandbox, and each output's NAR hash is compared
 with the main store's. Where they differ, the files that differ are listed, and with
 `diffoscope_dir` a diffoscope report is written for each.
+
+With a `machine` (a Nix builder, `--builders`), each derivation is built there instead, by
+real Nix in its own sandbox, through the serve protocol (`bootstrap.remote.offload`): a
+cross-engine check. The seed is built there too (Nix's `builtin:fetchurl` unpacking its NAR);
+plain downloads are not (their bytes are fixed by their hash). The builder's store must not
+hold the outputs already (Nix would not build them again): give it a fresh store.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from pathlib import Path
 
 from bootstrap import progress
 from bootstrap.build import BuildOptions, realise
-from bootstrap.builtins import BUILTINS
+from bootstrap.builtins import BUILTINS, is_seed
+from bootstrap.derivation import Derivation
 from bootstrap.errors import BootstrapError
 from bootstrap.recipe import TargetPlan
+from bootstrap.remote.machines import Machine
+from bootstrap.remote.offload import build_remotely
 from bootstrap.store import Store
 from bootstrap.store.copy import copy_closure
 
@@ -48,23 +57,31 @@ def reproduce(
     options: BuildOptions,
     diffoscope_dir: Path | None = None,
     on_event: progress.OnEvent | None = None,
+    machine: Machine | None = None,
 ) -> list[ReproResult]:
-    """Rebuild every non-builtin derivation of `stages` in `check` and compare outputs,
-    saying each start, log line and end to `on_event`."""
+    """Rebuild every non-builtin derivation of `stages` in `check` (or on `machine`, the seed
+    included) and compare outputs, saying each start, log line and end to `on_event`."""
     if check.root.resolve() == store.root.resolve():
         raise BootstrapError("the check store must be a different physical store")
     wanted = {d for s in stages for d in plan.stages[s]}
+
+    def rebuilt(drv: Derivation) -> bool:
+        return drv.builder not in BUILTINS or (machine is not None and is_seed(drv))
+
     order = [
-        d
-        for d in plan.graph.topological()
-        if d in wanted and plan.graph.derivations[d].builder not in BUILTINS
+        d for d in plan.graph.topological() if d in wanted and rebuilt(plan.graph.derivations[d])
     ]
     say = on_event or (lambda _event: None)
     say(progress.Event(progress.PLAN, count=len(order)))
-    return [_reproduce_one(store, check, plan, drv, options, diffoscope_dir, say) for drv in order]
+    return [
+        _reproduce_one(store, check, plan, drv, options, diffoscope_dir, say, machine)
+        for drv in order
+    ]
 
 
-def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir, say) -> ReproResult:
+def _reproduce_one(
+    store, check, plan, drv_path, options, diffoscope_dir, say, machine
+) -> ReproResult:
     drv = plan.graph.derivations[drv_path]
     result = ReproResult(drv.name, drv_path, IDENTICAL)
     if not all(store.is_valid(o.path) for o in drv.outputs.values()):
@@ -73,7 +90,9 @@ def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir, say) -
         return result
     say(progress.Event(progress.START, drv.name, drv_path, " again, to compare"))
     start = time.monotonic()
-    _rebuild_and_compare(store, check, plan, drv_path, options, diffoscope_dir, result, say)
+    _rebuild_and_compare(
+        store, check, plan, drv_path, options, diffoscope_dir, result, say, machine
+    )
     if result.status == FAILED:
         say(progress.Event(progress.FAILED, drv.name, drv_path, result.reason))
     else:
@@ -82,7 +101,9 @@ def _reproduce_one(store, check, plan, drv_path, options, diffoscope_dir, say) -
     return result
 
 
-def _rebuild_and_compare(store, check, plan, drv_path, options, diffoscope_dir, result, say):
+def _rebuild_and_compare(
+    store, check, plan, drv_path, options, diffoscope_dir, result, say, machine
+):
     """Build `drv_path` in `check` from the main store's inputs; set `result` by the outputs."""
     drv = plan.graph.derivations[drv_path]
     inputs = list(drv.input_srcs)
@@ -93,7 +114,11 @@ def _rebuild_and_compare(store, check, plan, drv_path, options, diffoscope_dir, 
     copy_closure(store, check, inputs)
     check.unregister_and_delete([o.path for o in drv.outputs.values() if check.is_valid(o.path)])
     try:
-        realise(check, drv_path, drv, options, progress.line_events(say, drv.name, drv_path))
+        lines = progress.line_events(say, drv.name, drv_path)
+        if machine is None:
+            realise(check, drv_path, drv, options, lines)
+        else:
+            build_remotely(check, drv_path, drv, machine, options, lines)
     except BootstrapError as err:
         result.status, result.reason = FAILED, str(err).splitlines()[0]
         return

@@ -38,6 +38,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.export import stage_outputs
 from bootstrap.fetch import Fetcher
 from bootstrap.fstree import remove_tree
+from bootstrap.remote.machines import Machine, parse_machines
 from bootstrap.seed import ddc
 from bootstrap.seed import manifest as seed_manifest
 from bootstrap.seed.host_build import DEFAULT_JOBS
@@ -156,6 +157,12 @@ def _register_reproduce(checks: argparse._SubParsersAction) -> None:
         help="print each derivation's result as JSON: name, drv, status, differing files, "
         "reason, diffoscope reports",
     )
+    sub.add_argument(
+        "--builders",
+        metavar="SPEC",
+        help="build again on this Nix machine (Nix's machine syntax, as `run --builders`; the "
+        "first that fits), by real Nix in its sandbox, instead of here: a cross-engine check",
+    )
     add_progress_options(sub)
     sub.set_defaults(func=run_reproduce)
 
@@ -256,9 +263,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
     try:
         check = Store(root, store.store_dir)
         options = BuildOptions(cores=args.cores, fetcher=Fetcher())
+        machine = _reproduce_machine(args.builders, plan.target) if args.builders else None
         report = reporter(args, stage_names(plan))
         try:
-            results = reproduce(store, check, plan, stages, options, args.diffoscope, report)
+            results = reproduce(
+                store, check, plan, stages, options, args.diffoscope, report, machine
+            )
         finally:
             report.close()
     finally:
@@ -269,6 +279,13 @@ def run_reproduce(args: argparse.Namespace) -> int:
     else:
         print(render(results))
     return 1 if any(r.status in (DIFFERS, FAILED) for r in results) else 0
+
+
+def _reproduce_machine(spec: str, system: str) -> Machine:
+    machines = [m for m in parse_machines(spec, "--builders") if m.fits(system, frozenset())]
+    if not machines:
+        raise BootstrapError(f"--builders: no machine builds {system}")
+    return machines[0]
 
 
 def run_diff(args: argparse.Namespace) -> int:

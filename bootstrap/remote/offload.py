@@ -60,10 +60,11 @@ def required_features(drv: Derivation) -> frozenset[str]:
 
 
 def not_offloadable(drv: Derivation) -> str | None:
-    """Why `drv` cannot be built by real Nix, or None. Our builtins (`builtin:unpack` above
-    all) are not Nix's: such derivations are built here."""
+    """Why `drv` is not sent to a builder, or None. Downloads (`builtin:fetchurl`, the seed
+    included) are built here, from the download cache: real Nix could build them too (they
+    take its settings), but it would fetch them again, and needs the seed's NAR set up."""
     if drv.builder in BUILTINS:
-        return f"its builder {drv.builder} is bootstrap's own, which Nix does not have"
+        return f"its builder {drv.builder} is a download, made from the download cache"
     return None
 
 
@@ -173,12 +174,13 @@ def _check_as_built(store: Store, drv: Derivation, name: str, tree: Path, where:
         return
     before = scan_tree(tree, ())[0]
     report = fixup_output(tree, out.path, fixup_policy(store, drv))
-    findings = [*report.problems, *report.changes]
-    if findings or scan_tree(tree, ())[0] != before:
-        detail = f" ({findings[0].file})" if findings else ""
+    details = [f"{c.file}: {c.what} {c.old} -> {c.new}" for c in report.changes]
+    details += [f"{p.file}: {p.message}" for p in report.problems]
+    if details or scan_tree(tree, ())[0] != before:
+        detail = f" ({details[0]}{', ...' if len(details) > 1 else ''})" if details else ""
         raise BuildError(
-            f"{where}: our fix-up would change it{detail}; a remote output is taken as "
-            "built or not at all"
+            f"{where}: our fix-up would change it{detail}; a remote output is taken as built "
+            "or not at all, so the recipe must make its outputs final when its builder exits"
         )
 
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bootstrap.drv_options import reproducible_env
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher, Source
 from bootstrap.fstree import remove_tree
@@ -232,10 +233,10 @@ def _run_builder(
             "HOST_CC": compiler,
             "MAX_ROUNDS": str(manifest.max_rounds),
             "JOBS": str(jobs),
+            **reproducible_env(manifest.source_date_epoch),
         },
         inputs=[Bind(Path(d), d) for d in HOST_DIRS if os.path.lexists(d)],
         cores=jobs,
-        source_date_epoch=manifest.source_date_epoch,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.with_name(out.name + ".log")

@@ -14,7 +14,7 @@ sed -i -e 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/' \
     -e 's/^# CONFIG_FEATURE_SH_NOFORK is not set/CONFIG_FEATURE_SH_NOFORK=y/' \
     -e 's/^# CONFIG_FEATURE_SUN_LABEL is not set/CONFIG_FEATURE_SUN_LABEL=y/' .config
 bb_make oldconfig < /dev/null > oldconfig.log
-bb_make -j"$BOOTSTRAP_CORES" busybox
+bb_make -j"$NIX_BUILD_CORES" busybox
 mkdir -p "$out/bin"
 cp busybox "$out/bin/busybox"
 for applet in $("$out/bin/busybox" --list); do

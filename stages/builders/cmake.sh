@@ -7,11 +7,11 @@ headers="-isystem $(input linux-headers)/include"
 unpack_sources
 cd cmake-*
 CC=gcc CXX=g++ CFLAGS="$headers" CXXFLAGS="$headers" ./bootstrap --prefix="$out" \
-    --parallel="$BOOTSTRAP_CORES" --no-system-libs --no-qt-gui -- -DCMAKE_BUILD_TYPE=Release \
+    --parallel="$NIX_BUILD_CORES" --no-system-libs --no-qt-gui -- -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_USE_OPENSSL=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_C_FLAGS_RELEASE="$optimize" -DCMAKE_CXX_FLAGS_RELEASE="$optimize" \
     > bootstrap.log || { tail -n 60 bootstrap.log; tail -n 40 Bootstrap.cmk/cmake_bootstrap.log; exit 1; }
-make -j"$BOOTSTRAP_CORES"
+make -j"$NIX_BUILD_CORES"
 make install
 # IBM XL Fortran's preprocessor wrapper is a bash script, and the Green Hills project templates
 # start with `#!gbuild`, a program no store holds: left out

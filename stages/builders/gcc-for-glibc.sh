@@ -37,7 +37,7 @@ CC=gcc CXX=g++ CFLAGS="$hostOptimize" CXXFLAGS="$hostOptimize -frandom-seed=boot
     --disable-libquadmath --disable-libgomp --disable-libitm --disable-libvtv --disable-libcc1 \
     --disable-libatomic --enable-threads=posix --enable-__cxa_atexit --disable-libstdcxx-pch \
     --without-isl --without-zstd
-make -j"$BOOTSTRAP_CORES" MAKEINFO=true CFLAGS_FOR_TARGET="$optimize" \
+make -j"$NIX_BUILD_CORES" MAKEINFO=true CFLAGS_FOR_TARGET="$optimize" \
     CXXFLAGS_FOR_TARGET="$optimize -frandom-seed=bootstrap" all
 make -C gcc MAKEINFO=true install-common install-headers install-cpp install-driver \
     install-lto-wrapper install-gcc-ar

@@ -34,7 +34,7 @@ CC=gcc CXX=g++ CFLAGS="$hostOptimize" CXXFLAGS="$hostOptimize -frandom-seed=boot
     --disable-libquadmath --disable-libgomp --disable-libitm --disable-libvtv --disable-libcc1 \
     --disable-libatomic --enable-threads=posix --disable-libstdcxx-pch --without-isl \
     --without-zstd
-make -j"$BOOTSTRAP_CORES" MAKEINFO=true CFLAGS_FOR_TARGET="$optimize" \
+make -j"$NIX_BUILD_CORES" MAKEINFO=true CFLAGS_FOR_TARGET="$optimize" \
     CXXFLAGS_FOR_TARGET="$optimize" all
 # `install` minus the manuals: the compilers, drivers and headers, then libgcc and libstdc++
 make -C gcc MAKEINFO=true install-common install-headers install-cpp install-driver \

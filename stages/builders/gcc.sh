@@ -35,7 +35,7 @@ AR=ar RANLIB=ranlib MAKEINFO=true \
 # without fixincludes, gcc's limits.h still wants the syslimits.h that step would install
 mkdir -p gcc/include
 cp ../gcc-h8300-hms-3.4.6+dfsg2/gcc/gsyslimits.h gcc/include/syslimits.h
-make -j"$BOOTSTRAP_CORES" MAKEINFO=true all-gcc
+make -j"$NIX_BUILD_CORES" MAKEINFO=true all-gcc
 # `install` minus the man pages and info files (their sources are not in the tarball)
 make -C gcc MAKEINFO=true install-common install-headers install-libgcc install-cpp \
     lang.install-normal install-driver

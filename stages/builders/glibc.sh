@@ -21,7 +21,7 @@ libc_cv_cxx_link_ok=no CC=gcc BUILD_CC=gcc CFLAGS="$optimize" MAKEINFO=true \
     --host=x86_64-pc-linux-gnu --with-headers="$headers/include" --enable-kernel=3.2 \
     --disable-werror --disable-profile --disable-nscd --without-selinux --without-gd \
     > configure.log || { tail -n 60 config.log; exit 1; }
-make -j"$BOOTSTRAP_CORES" MAKEINFO=true
+make -j"$NIX_BUILD_CORES" MAKEINFO=true
 make MAKEINFO=true install
 rm -rf "$out/share/info"
 cp -R "$headers/include/." "$out/include/"

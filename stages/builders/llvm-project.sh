@@ -61,5 +61,5 @@ else
         > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
     touch build/configured
 fi
-ninja -C build -j"$BOOTSTRAP_CORES" "$build"
+ninja -C build -j"$NIX_BUILD_CORES" "$build"
 ninja -C build "$install"

@@ -3,5 +3,5 @@ unpack_sources
 cd musl-1.2.3
 apply_patches
 ./configure --target=x86_64-linux-musl --prefix="$out" --disable-shared CC=gcc AR=ar RANLIB=ranlib
-make -j"$BOOTSTRAP_CORES"
+make -j"$NIX_BUILD_CORES"
 make install

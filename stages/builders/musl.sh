@@ -7,5 +7,5 @@ apply_patches
 rm -rf src/complex src/math/x86_64 src/fenv/x86_64
 ./configure --target=x86_64-linux-musl --prefix="$out" --disable-shared \
     CC="tcc -B$seed/lib/tcc" AR="tcc -ar" RANLIB=true
-make -j"$BOOTSTRAP_CORES"
+make -j"$NIX_BUILD_CORES"
 make install

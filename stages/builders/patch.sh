@@ -3,5 +3,5 @@ unpack_sources
 cd patch-2.7.6
 ./configure --prefix="$out" --disable-dependency-tracking --disable-xattr \
     CC=tcc-cc AR=tcc-ar RANLIB=true > configure.log || { tail -n 40 config.log; exit 1; }
-make -j"$BOOTSTRAP_CORES"
+make -j"$NIX_BUILD_CORES"
 make install

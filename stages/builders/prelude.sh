@@ -3,7 +3,7 @@
 # The environment comes from the derivation: $srcs (downloaded archives), $patches,
 # $builderFiles (more files from stages/builders/), $inputs
 # (store paths of what the package is built with; their bin/ is on $PATH), $SHELL (the
-# builder's own shell), $out (and other outputs), $builderScript, $BOOTSTRAP_CORES.
+# builder's own shell), $out (and other outputs), $builderScript, $NIX_BUILD_CORES.
 # The package's builder script is sourced last and uses the helpers below.
 
 umask 022
@@ -68,5 +68,5 @@ apply_patches() {
     done
 }
 
-echo "building $name with $(basename "$builderScript" | cut -d- -f2-) on $BOOTSTRAP_CORES cores"
+echo "building $name with $(basename "$builderScript" | cut -d- -f2-) on $NIX_BUILD_CORES cores"
 . "$builderScript"

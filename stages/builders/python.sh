@@ -61,7 +61,7 @@ _codecs_tw cjkcodecs/_codecs_tw.c
 SETUP
 ./configure --prefix="$out" --disable-shared --without-ensurepip --disable-test-modules \
     MODULE_BUILDTYPE=static CFLAGS="$optimize" > configure.log || { tail -n 60 config.log; exit 1; }
-make -j"$BOOTSTRAP_CORES"
+make -j"$NIX_BUILD_CORES"
 make install
 # what glibc's and LLVM's build scripts use must load from the interpreter itself
 "$out/bin/python3" -c "import subprocess, random, math, json, hashlib, socket, select, struct"

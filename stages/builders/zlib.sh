@@ -6,6 +6,6 @@ unpack_sources
 cd zlib-*
 CC=cc CFLAGS="$optimize -fPIC" ./configure --static --prefix="$out" > configure.log ||
     { cat configure.log; exit 1; }
-make -j"$BOOTSTRAP_CORES" libz.a
+make -j"$NIX_BUILD_CORES" libz.a
 make install
 rm -rf "$out/share/man"
