@@ -100,7 +100,9 @@ def wall_on(time: BuildTime, cores: int) -> float:
     """The wall time `time`'s build would take with `cores` cores, by Amdahl's law: of its
     CPU seconds, P ran in parallel on all `time.cores` and the rest serially, so
     wall = serial + P/k and cpu = serial + P give P = (cpu - wall) * k / (k - 1). A build
-    given one core shows no parallel part, so its wall time stays as it is."""
+    given one core shows no parallel part, so its wall time stays as it is. The estimate holds
+    for a build that had its cores to itself: one that waited for CPU behind other work has a
+    wall time longer than its work, which reads as serial time."""
     k = time.cores
     if k <= 1:
         return time.wall
