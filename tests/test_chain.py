@@ -232,7 +232,8 @@ def test_real_nix_builds_the_seed_and_linux_headers_to_the_same_bytes(built, tmp
         plan.stages["stage1"] = headers
         check = Store(tmp_path / "check", store.store_dir)
         machine = parse_machine(spec, "test")
-        results = reproduce(store, check, plan, ["stage0", "stage1"], BuildOptions(), None, machine)
+        stages = ["stage0", "stage1"]
+        results = reproduce(store, check, plan, stages, BuildOptions(), machine=machine)
     finally:
         remote.stop()
     assert [(r.name, r.status) for r in results] == [

@@ -56,6 +56,7 @@ def reproduce(
     stages: list[str],
     options: BuildOptions,
     diffoscope_dir: Path | None = None,
+    *,
     on_event: progress.OnEvent | None = None,
     machine: Machine | None = None,
 ) -> list[ReproResult]:

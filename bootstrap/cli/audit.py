@@ -267,7 +267,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
         report = reporter(args, stage_names(plan))
         try:
             results = reproduce(
-                store, check, plan, stages, options, args.diffoscope, report, machine
+                store,
+                check,
+                plan,
+                stages,
+                options,
+                args.diffoscope,
+                on_event=report,
+                machine=machine,
             )
         finally:
             report.close()
