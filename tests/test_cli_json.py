@@ -47,9 +47,9 @@ def test_run_json_ends_with_what_each_derivation_became(built):
     assert "4 built" in stderr and "stage hashes" in stderr  # the summary, out of stdout's way
 
 
-def test_export_takes_a_result_link_and_answers_in_json(built):
+def test_export_takes_a_result_link_and_answers_in_json(built, monkeypatch):
     tmp, _, env, report, _ = built
-    os.chdir(tmp)  # `result` as a user types it, in the directory that holds it
+    monkeypatch.chdir(tmp)  # `result` as a user types it, in the directory that holds it
     first = json.loads(run_cli("export", "result", "--to", tmp / "cache", "--json", env=env).stdout)
     assert report["output"] in first["paths"] and sorted(first["written"]) == sorted(first["paths"])
     assert first["present"] == [] and first["directory"] == str(tmp / "cache")
@@ -60,9 +60,9 @@ def test_export_takes_a_result_link_and_answers_in_json(built):
     assert os.path.getsize(archive["archive"]) == archive["size"] and archive["paths"]
 
 
-def test_audit_hermetic_takes_a_result_link_as_its_store_path(built):
+def test_audit_hermetic_takes_a_result_link_as_its_store_path(built, monkeypatch):
     tmp, _, env, _, _ = built
-    os.chdir(tmp)
+    monkeypatch.chdir(tmp)
     audited = run_cli("audit", "hermetic", "result", "--json", env=env)
     assert json.loads(audited.stdout) == []
     physical = os.readlink("result")  # the path the link holds, in ROOT/store

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
+import sys
 
 import pytest
 
@@ -107,8 +107,7 @@ def test_key_files_round_trip_and_secret_is_private(tmp_path):
 
 
 def test_cli_key_generate(tmp_path):
-    bootstrap = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "bootstrap"
-    argv = [str(bootstrap), "key", "generate", "--name", "mine-1"]
+    argv = [sys.executable, "-m", "bootstrap", "key", "generate", "--name", "mine-1"]
     argv += ["--secret", str(tmp_path / "sk"), "--public", str(tmp_path / "pk")]
     subprocess.run(argv, check=True)
     secret = read_secret_key(tmp_path / "sk")
