@@ -30,11 +30,17 @@ CHAIN_FIXTURES = frozenset(
 )  # fmt: skip
 
 
+# the long real builds, outside the default suite, belong to the integration tier too
+LONG_BUILD_MARKERS = ("slow", "toolchain", "clang", "nix_reproduce")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if CHAIN_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.integration)
             item.add_marker(pytest.mark.network)
+        elif any(item.get_closest_marker(name) for name in LONG_BUILD_MARKERS):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
