@@ -6,13 +6,15 @@ into derivations whose output paths cover every input, and collects them into a 
 for the scheduler. Nothing here builds or downloads.
 
 Every package builds by running `<shell>/bin/sh -e prelude.sh`: the prelude (in
-`stages/builders/`) sets up PATH from the inputs, unpacks `$srcs`, applies `$patches` and then
-sources the package's own builder script.
+`stages/builders/`) has helpers to unpack `$srcs` and apply `$patches`, and sources the
+package's own builder script. Each input is an environment variable named after it (`$musl`,
+`$linux_headers`: the name with `-` as `_`) holding its store path, and its `bin/` is on PATH.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import traceback
 from collections.abc import Collection, Mapping, Sequence
@@ -58,10 +60,13 @@ class Package:
     name: str
     version: str
     builder: str
+    # the package whose bin/sh runs the build: an input like the others (named, on PATH), first
+    # on PATH unless `inputs` places it
+    shell: Package | Seed = field(kw_only=True)
     sources: tuple[Source, ...] = ()
     patches: tuple[str, ...] = ()
+    # what it is built with, their bin/ on PATH in this order after the shell's
     inputs: tuple[Package | Seed, ...] = ()
-    shell: Package | Seed | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     outputs: tuple[str, ...] = ("out",)
     files: tuple[str, ...] = ()  # more files from stages/builders/ (`builder_file NAME`)
@@ -92,6 +97,11 @@ class Package:
     @property
     def full_name(self) -> str:
         return f"{self.name}-{self.version}" if self.version else self.name
+
+    @property
+    def built_with(self) -> tuple[Package | Seed, ...]:
+        """The shell and the inputs, in PATH order: the shell first unless `inputs` places it."""
+        return self.inputs if self.shell in self.inputs else (self.shell, *self.inputs)
 
 
 @dataclass(frozen=True)
@@ -262,19 +272,15 @@ class Evaluator:
 
     def _package(self, pkg: Package) -> Derivation:
         where = f"package {pkg.full_name}"
-        shell = pkg.shell or (pkg.inputs[0] if pkg.inputs else None)
-        if shell is None:
-            raise BootstrapError(f"{where}: needs an input or a shell that provides bin/sh")
         builders = self.recipes.stages_dir / "builders"
         prelude = self._local(builders / PRELUDE)
         script = self._local(builders / pkg.builder)
         patches = [self._local(self.recipes.patches_dir / p) for p in pkg.patches]
         files = [self._local(builders / f) for f in pkg.files]
         fetches = [self._fetch(s) for s in pkg.sources]
-        deps = list(dict.fromkeys([*pkg.inputs, shell]))
-        dep_drvs = [self.drv_path_of(d) for d in deps]
-        input_outs = [self.output_path(i) for i in pkg.inputs]
-        shell_path = f"{self.output_path(shell)}/bin/sh"
+        on_path = pkg.built_with
+        dep_drvs = [self.drv_path_of(d) for d in on_path]
+        shell_path = f"{self.output_path(pkg.shell)}/bin/sh"
         env = {
             "name": pkg.full_name,
             "pname": pkg.name,
@@ -284,14 +290,14 @@ class Evaluator:
             "patches": " ".join(patches),
             "builderFiles": " ".join(files),
             "builderScript": script,
-            "inputs": " ".join(input_outs),
-            "PATH": ":".join(f"{p}/bin" for p in input_outs),
+            "PATH": ":".join(f"{self.output_path(i)}/bin" for i in on_path),
             "SHELL": shell_path,
             **reproducible_env(),
             **self._options(where, pkg).to_env(),
             **_checked_env(where, pkg.env),
             **self._profile_env(where, pkg),
         }
+        env |= self._input_vars(where, on_path, taken={*env, *pkg.outputs})
         return Derivation(
             name=pkg.full_name,
             outputs={name: Output() for name in pkg.outputs},
@@ -302,6 +308,23 @@ class Evaluator:
             args=("-e", prelude),
             env=env,
         )
+
+    def _input_vars(
+        self, where: str, inputs: Sequence[Package | Seed], taken: Collection[str]
+    ) -> dict[str, str]:
+        """Each input's store path under its name (`-` and `.` as `_`), which must be a shell
+        variable name no other input and no other env key has."""
+        names: dict[str, str] = {}
+        for item in inputs:
+            var = item.name.replace("-", "_").replace(".", "_")
+            if not _SHELL_NAME.fullmatch(var):
+                raise BootstrapError(f"{where}: input {item.name!r}: its name is no variable name")
+            if var in names or var in taken:
+                raise BootstrapError(
+                    f"{where}: two inputs, or an input and an env key, are named {var!r}"
+                )
+            names[var] = self.output_path(item)
+        return names
 
     def _profile_env(self, where: str, pkg: Package) -> dict[str, str]:
         for name in pkg.profiles:
@@ -326,7 +349,7 @@ class Evaluator:
         expands, as a derivation cannot name its own path."""
         if pkg.libc is None:
             return f"$out/{pkg.loader}" if pkg.loader else ""
-        if pkg.libc not in pkg.inputs or not pkg.libc.loader:
+        if pkg.libc not in pkg.built_with or not pkg.libc.loader:
             raise BootstrapError(f"{where}: libc must be one of its inputs and name its loader")
         return f"{self.output_path(pkg.libc)}/{pkg.libc.loader}"
 
@@ -335,7 +358,7 @@ class Evaluator:
         pairs = []
         for program, target in pkg.shebangs.items():
             owner, path = target if isinstance(target, tuple) else (None, target)
-            if owner is not None and owner not in pkg.inputs:
+            if owner is not None and owner not in pkg.built_with:
                 raise BootstrapError(f"{where}: shebangs[{program!r}] must name one of its inputs")
             root = "$out" if owner is None else self.output_path(owner)
             pairs.append((program, f"{root}/{path}"))
@@ -344,10 +367,13 @@ class Evaluator:
     def _closure_files(self, where: str, pkg: Package) -> tuple[tuple[str, str], ...]:
         pairs = []
         for file, item in pkg.closure_files.items():
-            if item not in pkg.inputs:
+            if item not in pkg.built_with:
                 raise BootstrapError(f"{where}: closure_files[{file!r}] must be one of its inputs")
             pairs.append((file, self.output_path(item)))
         return tuple(pairs)
+
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _fixed_output_env(mode: str, hash_: Hash) -> dict[str, str]:

@@ -9,7 +9,6 @@ docs/stages.md, and a test fails when the committed copy differs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bootstrap.recipe import Package, Recipes, Seed, Stage
@@ -55,10 +54,7 @@ def _labels(stages: list[Stage]) -> dict[int, str]:
 
 
 def _inputs(package: Package, labels: dict[int, str]) -> str:
-    inputs: Iterable[Package | Seed] = package.inputs
-    if package.shell is not None and package.shell not in package.inputs:
-        inputs = (package.shell, *inputs)
-    return ", ".join(labels.get(id(item), _label(item)) for item in inputs)
+    return ", ".join(labels.get(id(item), _label(item)) for item in package.built_with)
 
 
 def _sources(package: Package) -> str:

@@ -1,11 +1,11 @@
 """The recipe shape of a GNU-style package: `./configure && make && make install` by
-builders/gnu.sh, with a given compiler and binutils, static against the store's musl, without
-NLS or manuals."""
+builders/gnu.sh, with a given set of tools (a compiler, make, binutils), static against the
+store's musl, without NLS or manuals."""
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
 from stages.host_paths import MUSL_STATIC
-from stages.stage1 import busybox, make
+from stages.stage1 import busybox
 
 
 def gnu_tool(
@@ -13,8 +13,7 @@ def gnu_tool(
     version: str,
     source: Source,
     *,
-    compiler: Package,
-    binutils: Package,
+    tools: tuple[Package, ...],
     optimize: str = "-O2",
     patches: tuple[str, ...] = (),
     inputs: tuple[Package, ...] = (),
@@ -34,9 +33,10 @@ def gnu_tool(
         name,
         version,
         "gnu.sh",
+        shell=busybox,
         sources=(source,),
         patches=patches,
-        inputs=(busybox, compiler, make, binutils, *inputs),
+        inputs=(*tools, *inputs),
         env=env,
         allowed_host_paths=allowed_host_paths,
     )

@@ -9,7 +9,7 @@ Everything is static.
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
 from stages.host_paths import BINUTILS_DEFAULTS, LIBIBERTY_TMP, MUSL_STATIC
-from stages.stage1 import MUSL_SOURCE, busybox, linux_headers, make, musl, patch, tcc
+from stages.stage1 import MUSL_SOURCE, TCC_TOOLS, busybox, linux_headers, make, musl, patch
 
 BINUTILS_SOURCE = Source.of(
     "mirror://debian/pool/main/b/binutils-h8300-hms/binutils-h8300-hms_2.16.1.orig.tar.gz",
@@ -25,8 +25,9 @@ binutils = Package(
     "2.16.1",
     "binutils.sh",
     sources=(BINUTILS_SOURCE,),
+    shell=busybox,
     patches=("binutils-2.16.1-deterministic-ar.patch",),
-    inputs=(busybox, tcc, make, patch),
+    inputs=(*TCC_TOOLS, patch),
     allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP + BINUTILS_DEFAULTS,
 )
 
@@ -38,6 +39,7 @@ def gcc346(name: str, inputs: tuple[Package, ...], env: dict[str, str]) -> Packa
         name,
         "3.4.6",
         "gcc.sh",
+        shell=busybox,
         sources=(GCC_SOURCE,),
         patches=("gcc-3.4.6-ucontext.patch",),
         inputs=inputs,
@@ -48,7 +50,7 @@ def gcc346(name: str, inputs: tuple[Package, ...], env: dict[str, str]) -> Packa
 
 gcc_core = gcc346(
     "gcc-core",
-    (busybox, tcc, make, binutils, musl, linux_headers),
+    (*TCC_TOOLS, binutils, musl, linux_headers),
     {"CC": "tcc-cc", "CFLAGS": ""},
 )
 musl_by_gcc = Package(
@@ -56,21 +58,26 @@ musl_by_gcc = Package(
     "1.2.3",
     "musl-gcc.sh",
     sources=(MUSL_SOURCE,),
+    shell=busybox,
     patches=("musl-gcc34.patch",),
-    inputs=(busybox, gcc_core, binutils, make),
+    inputs=(gcc_core, binutils, make),
 )
 cc_musl = Package(
     "cc-musl",
     "3.4.6",
     "cc-musl.sh",
-    inputs=(busybox, gcc_core, musl_by_gcc, linux_headers),
+    shell=busybox,
+    inputs=(gcc_core, musl_by_gcc, linux_headers),
 )
 # gcc again, compiled by gcc (cc-musl): the cc1plus tcc compiles never finishes compiling
 # libstdc++'s libsupc++/tinfo2.cc, the one gcc compiles builds all of libstdc++ in 40 s.
 gcc = gcc346(
     "gcc",
-    (busybox, cc_musl, make, binutils, musl_by_gcc, linux_headers),
+    (cc_musl, make, binutils, musl_by_gcc, linux_headers),
     {"CC": "cc", "CFLAGS": "-O2", "withLibstdcxx": "1"},
 )
+
+# what stage 3's packages are built with: gcc 3.4.6 (static against musl_by_gcc)
+GCC346_TOOLS = (gcc, make, binutils)
 
 PACKAGES = (binutils, gcc_core, musl_by_gcc, cc_musl, gcc)

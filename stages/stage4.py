@@ -1,36 +1,29 @@
 """Stage 4: what gcc 10 builds, at -O1 (see stage 3): binutils 2.40 and gcc 12.2, a current
-compiler; and, by gcc 12 at -O2, Python 3.11 and GNU grep, which glibc's build needs. All
-static against the store's musl. gcc 12 is the compiler that builds glibc (stage 5).
+compiler; and, by gcc 12 at -O2, Python 3.11 (with zlib) and GNU grep, which glibc's build
+needs. All static against the store's musl. gcc 12 is the compiler that builds glibc (stage 5).
 """
 
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
 from stages import stage2
+from stages.gcc import gcc_tree
 from stages.gnu import gnu_tool
-from stages.host_paths import (
-    BINUTILS_240_DEFAULTS,
-    GCC_DRIVER_LOADERS,
-    GCC_SYSROOT_RELATIVE,
-    LIBBACKTRACE_DEBUG,
-    LIBIBERTY_TMP,
-    MUSL_STATIC,
-    PYTHON_STRINGS,
-)
+from stages.host_paths import BINUTILS_240_DEFAULTS, LIBIBERTY_TMP, MUSL_STATIC, PYTHON_STRINGS
 from stages.stage1 import busybox, make
 from stages.stage2 import musl_by_gcc
-from stages.stage3 import GMP_SOURCE, MPC_SOURCE, MPFR_SOURCE, gcc10
+from stages.stage3 import gcc10
 
 BINUTILS_SOURCE = Source.of(
     "mirror://debian/pool/main/b/binutils/binutils_2.40.orig.tar.xz",
     "d78c2d2eb24a9be1e02f8854cb1bd435556d7f584fb6bfb6b07e6527d43fc41d",
 )
-GCC12_SOURCE = Source.of(
-    "mirror://debian/pool/main/g/gcc-12/gcc-12_12.2.0.orig.tar.gz",
-    "b8298be16aeeb96a889c6afed0a8e2241b47452e89cc81fe65ea849d5c740fcb",
-)
 GREP_SOURCE = Source.of(
     "mirror://debian/pool/main/g/grep/grep_3.8.orig.tar.xz",
     "498d7cc1b4fb081904d87343febb73475cf771e424fb7e6141aff66013abc382",
+)
+ZLIB_SOURCE = Source.of(
+    "mirror://debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2",
+    "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1",
 )
 PYTHON_SOURCE = Source.of(
     "mirror://debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz",
@@ -42,8 +35,7 @@ binutils = gnu_tool(
     "binutils",
     "2.40",
     BINUTILS_SOURCE,
-    compiler=gcc10,
-    binutils=stage2.binutils,
+    tools=(gcc10, make, stage2.binutils),
     optimize="-O1",
     configure="--disable-werror --disable-gprofng --disable-plugins --enable-deterministic-archives"
     " --without-zstd --without-debuginfod",
@@ -51,18 +43,32 @@ binutils = gnu_tool(
     allowed_host_paths=MUSL_STATIC + LIBIBERTY_TMP + BINUTILS_240_DEFAULTS,
 )
 
-gcc12 = Package(
-    "gcc",
+gcc12 = gcc_tree(
     "12.2.0",
     "gcc-on-musl.sh",
-    sources=(GCC12_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE),
-    files=("gcc-tree.sh",),
-    inputs=(busybox, gcc10, make, binutils, musl_by_gcc),
-    env={"hostOptimize": "-O1", "optimize": "-O2"},
-    allowed_host_paths=(
-        MUSL_STATIC + LIBIBERTY_TMP + GCC_SYSROOT_RELATIVE + GCC_DRIVER_LOADERS + LIBBACKTRACE_DEBUG
-    ),
+    tools=(gcc10, make, binutils, musl_by_gcc),
+    host_optimize="-O1",
+    optimize="-O2",
 )
+# what the rest of stage 4 and the build tools of stages 5 and 7 are built with
+GCC12_TOOLS = (gcc12, make, binutils)
+
+
+def zlib_by(tools: tuple[Package, ...]) -> Package:
+    """zlib, a static library only, by `tools` (whose compiler is `gcc`) at -O2."""
+    return Package(
+        "zlib",
+        "1.2.13",
+        "zlib.sh",
+        shell=busybox,
+        sources=(ZLIB_SOURCE,),
+        inputs=tools,
+        env={"optimize": "-O2"},
+    )
+
+
+# for Python's zlib module (pip, wheels and Meson's own code need it)
+zlib = zlib_by(GCC12_TOOLS)
 
 PYTHON_NAMES = ("python", "python3")
 
@@ -70,8 +76,9 @@ python = Package(
     "python",
     "3.11.2",
     "python.sh",
+    shell=busybox,
     sources=(PYTHON_SOURCE,),
-    inputs=(busybox, gcc12, make, binutils),
+    inputs=(*GCC12_TOOLS, zlib),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC + PYTHON_STRINGS,
     # the standard library's scripts name /usr/bin/env python3, python or /usr/local/bin/python
@@ -83,10 +90,9 @@ grep = gnu_tool(
     "grep",
     "3.8",
     GREP_SOURCE,
-    compiler=gcc12,
-    binutils=binutils,
+    tools=GCC12_TOOLS,
     configure="--disable-perl-regexp",
     make_flags="MAKEINFO=true",
 )
 
-PACKAGES = (binutils, gcc12, python, grep)
+PACKAGES = (binutils, gcc12, zlib, python, grep)

@@ -5,9 +5,9 @@ stages 3 and 4 (make, gawk, bison, sed, Python) and the Linux UAPI headers.
 from bootstrap.fetch import Source
 from bootstrap.recipe import Package
 from stages.host_paths import GLIBC_DEFAULTS
-from stages.stage1 import busybox, linux_headers, make, patch
+from stages.stage1 import busybox, linux_headers, patch
 from stages.stage3 import bison, gawk, sed
-from stages.stage4 import binutils, gcc12, grep, python
+from stages.stage4 import GCC12_TOOLS, grep, python
 
 GLIBC_SOURCE = Source.of(
     "mirror://debian/pool/main/g/glibc/glibc_2.36.orig.tar.xz",
@@ -18,9 +18,10 @@ glibc = Package(
     "glibc",
     "2.36",
     "glibc.sh",
+    shell=busybox,
     sources=(GLIBC_SOURCE,),
     patches=("glibc-2.36-store-preload.patch",),
-    inputs=(busybox, gcc12, make, patch, binutils, gawk, bison, sed, grep, python, linux_headers),
+    inputs=(*GCC12_TOOLS, patch, gawk, bison, sed, grep, python, linux_headers),
     env={"optimize": "-O2"},
     loader="lib/ld-linux-x86-64.so.2",
     allowed_host_paths=GLIBC_DEFAULTS,

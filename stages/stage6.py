@@ -5,39 +5,21 @@ libstdc++ and libgcc_s first). Then `toolchain`, the one store path handed to a 
 """
 
 from bootstrap.recipe import Package
-from stages.host_paths import (
-    GCC_DRIVER_LOADERS,
-    GCC_DRIVER_MUSL_LOADERS,
-    GCC_SYSROOT_RELATIVE,
-    LIBBACKTRACE_DEBUG,
-    LIBBACKTRACE_DEBUG_PACKED,
-    LIBIBERTY_TMP,
-    MUSL_STATIC,
-)
-from stages.stage1 import busybox, make
-from stages.stage3 import GMP_SOURCE, MPC_SOURCE, MPFR_SOURCE
-from stages.stage4 import GCC12_SOURCE, binutils, gcc12, python
+from stages.gcc import GCC_STRINGS, gcc_tree
+from stages.host_paths import GCC_DRIVER_MUSL_LOADERS, LIBBACKTRACE_DEBUG_PACKED
+from stages.stage1 import busybox
+from stages.stage4 import GCC12_TOOLS, binutils, python
 from stages.stage5 import glibc
 
-gcc = Package(
-    "gcc",
+gcc = gcc_tree(
     "12.2.0",
     "gcc-for-glibc.sh",
-    sources=(GCC12_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE),
-    files=("gcc-tree.sh",),
-    inputs=(busybox, gcc12, make, binutils, glibc),
-    env={"hostOptimize": "-O2", "optimize": "-O2"},
+    tools=(*GCC12_TOOLS, glibc),
+    host_optimize="-O2",
+    optimize="-O2",
     profiles={"fast": {"hostOptimize": "-O1"}},
     libc=glibc,
-    allowed_host_paths=(
-        MUSL_STATIC
-        + LIBIBERTY_TMP
-        + GCC_SYSROOT_RELATIVE
-        + GCC_DRIVER_LOADERS
-        + GCC_DRIVER_MUSL_LOADERS
-        + LIBBACKTRACE_DEBUG
-        + LIBBACKTRACE_DEBUG_PACKED
-    ),
+    allowed_host_paths=GCC_STRINGS + GCC_DRIVER_MUSL_LOADERS + LIBBACKTRACE_DEBUG_PACKED,
 )
 
 
@@ -49,8 +31,9 @@ def toolchain_package(*llvm_projects: Package) -> Package:
         "toolchain",
         "",
         "toolchain.sh",
+        shell=busybox,
         files=("toolchain.py", *(("toolchain_clang.py",) if llvm_projects else ())),
-        inputs=(busybox, python, gcc, binutils, glibc, *llvm_projects),
+        inputs=(python, gcc, binutils, glibc, *llvm_projects),
         closure_files={
             **compilers,
             "closure-binutils.json": binutils,

@@ -17,7 +17,7 @@ from stages.host_paths import (
     NINJA_STRINGS,
 )
 from stages.stage1 import busybox, linux_headers, make
-from stages.stage4 import PYTHON_NAMES, binutils, gcc12, python
+from stages.stage4 import GCC12_TOOLS, PYTHON_NAMES, python, zlib_by
 from stages.stage5 import glibc
 from stages.stage6 import toolchain as gcc_toolchain
 from stages.stage6 import toolchain_package
@@ -30,10 +30,6 @@ NINJA_SOURCE = Source.of(
     "mirror://debian/pool/main/n/ninja-build/ninja-build_1.11.1.orig.tar.gz",
     "31747ae633213f1eda3842686f83c2aa1412e0f5691d1c14dbbcc67fe7400cea",
 )
-ZLIB_SOURCE = Source.of(
-    "mirror://debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2",
-    "71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1",
-)
 LLVM_SOURCE = Source.of(
     "mirror://debian/pool/main/l/llvm-toolchain-15/llvm-toolchain-15_15.0.6.orig.tar.xz",
     "076ac9fe372b3141b4fcbee80abfae34f9574fdb959cd8d14a7fd3f39ff89399",
@@ -43,8 +39,9 @@ cmake = Package(
     "cmake",
     "3.25.1",
     "cmake.sh",
+    shell=busybox,
     sources=(CMAKE_SOURCE,),
-    inputs=(busybox, gcc12, make, binutils, linux_headers),
+    inputs=(*GCC12_TOOLS, linux_headers),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC + CMAKE_SEARCH_DEFAULTS,
 )
@@ -53,20 +50,14 @@ ninja = Package(
     "ninja",
     "1.11.1",
     "ninja.sh",
+    shell=busybox,
     sources=(NINJA_SOURCE,),
-    inputs=(busybox, gcc12, binutils, python),
+    inputs=(*GCC12_TOOLS, python),
     env={"optimize": "-O2"},
     allowed_host_paths=MUSL_STATIC + NINJA_STRINGS,
 )
 
-zlib = Package(
-    "zlib",
-    "1.2.13",
-    "zlib.sh",
-    sources=(ZLIB_SOURCE,),
-    inputs=(busybox, gcc_toolchain, make),
-    env={"optimize": "-O2"},
-)
+zlib = zlib_by((gcc_toolchain, make))
 
 
 def llvm_project(
@@ -83,9 +74,10 @@ def llvm_project(
         project,
         "15.0.6",
         "llvm-project.sh",
+        shell=busybox,
         sources=(LLVM_SOURCE,),
         patches=patches,
-        inputs=(busybox, gcc_toolchain, cmake, ninja, python, glibc, zlib, *needs),
+        inputs=(gcc_toolchain, cmake, ninja, python, glibc, zlib, *needs),
         env={"project": project, "optimize": "-O2", **(env or {})},
         profiles={"fast": {"optimize": "-O1", **(fast or {})}},
         libc=glibc,

@@ -33,8 +33,8 @@ from bootstrap.hashing import Hash
 from bootstrap.recipe import Package, Seed, Stage
 
 seed = Seed("test-seed", Hash.parse({archive_hash!r}), Hash.parse({tree_hash!r}), ({url!r},))
-steady = Package("steady", "1", "steady.sh", inputs=(seed,))
-noisy = Package("noisy", "1", "noisy.sh", inputs=(seed, steady))
+steady = Package("steady", "1", "steady.sh", shell=seed)
+noisy = Package("noisy", "1", "noisy.sh", shell=seed, inputs=(steady,))
 
 TARGETS = {{"x86_64-linux": [Stage("stage0", (seed,)), Stage("stage1", (steady,)),
                              Stage("stage2", (noisy,))]}}

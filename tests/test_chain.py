@@ -38,18 +38,10 @@ from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.seed.manifest import load_manifest
 from bootstrap.store import Store
 from stages import stage4, stage5, stage7
+from stages.gcc import GMP_SOURCE, MPC_SOURCE, MPFR_SOURCE, RELEASES
 from stages.stage1 import PATCH_SOURCE
 from stages.stage2 import BINUTILS_SOURCE, GCC_SOURCE
-from stages.stage3 import (
-    BISON_SOURCE,
-    GAWK_SOURCE,
-    GCC10_SOURCE,
-    GMP_SOURCE,
-    M4_SOURCE,
-    MPC_SOURCE,
-    MPFR_SOURCE,
-    SED_SOURCE,
-)
+from stages.stage3 import BISON_SOURCE, GAWK_SOURCE, M4_SOURCE, SED_SOURCE
 from tests.conftest import run_cli
 from tests.test_remote_support import Remote, chain_sandbox_paths, requires_remote, start_remote
 
@@ -361,7 +353,9 @@ def test_stage2_is_bit_identical_when_built_again(built2):
 def built3(built2):
     root, chain_args, env, _ = built2
     tools = [M4_SOURCE, BISON_SOURCE, GAWK_SOURCE, SED_SOURCE]
-    _prefill_cache(root / "cache", [*tools, GCC10_SOURCE, GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE])
+    _prefill_cache(
+        root / "cache", [*tools, RELEASES["10.2.0"], GMP_SOURCE, MPFR_SOURCE, MPC_SOURCE]
+    )
     result = run_cli("run", TARGET, "--stage", "3", *chain_args, "--no-out-link", env=env)
     return root, chain_args, env, result
 
@@ -445,7 +439,8 @@ def built5(built3):
         root / "cache",
         [
             stage4.BINUTILS_SOURCE,
-            stage4.GCC12_SOURCE,
+            RELEASES["12.2.0"],
+            stage4.ZLIB_SOURCE,
             stage4.PYTHON_SOURCE,
             stage4.GREP_SOURCE,
             stage5.GLIBC_SOURCE,
@@ -644,7 +639,7 @@ def built7(built6):
     root, chain_args, env, _, _ = built6
     _prefill_cache(
         root / "cache",
-        [stage7.CMAKE_SOURCE, stage7.NINJA_SOURCE, stage7.ZLIB_SOURCE, stage7.LLVM_SOURCE],
+        [stage7.CMAKE_SOURCE, stage7.NINJA_SOURCE, stage4.ZLIB_SOURCE, stage7.LLVM_SOURCE],
     )
     result = run_cli("run", TARGET, "--stage", "7", *chain_args, "--no-out-link", env=env)
     toolchain = _outputs(root, "stage7")["toolchain"]
@@ -676,7 +671,7 @@ def test_clang_builds_c_and_cplusplus_that_run_with_nothing_but_the_store(built7
 @pytest.mark.clang
 def test_clang_rebuilds_zlib_bit_identically(built7, tmp_path):
     root, _, _, _, toolchain = built7
-    tarball = Fetcher(cache_dir=root / "cache", progress=False).cache_path(stage7.ZLIB_SOURCE.hash)
+    tarball = Fetcher(cache_dir=root / "cache", progress=False).cache_path(stage4.ZLIB_SOURCE.hash)
     store = Store(root / "store")
     shell = (store.real_path(toolchain) / "bin/cc").read_text().splitlines()[0][2:]
     script = ZLIB_BUILD.format(

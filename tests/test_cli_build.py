@@ -25,9 +25,10 @@ from bootstrap.recipe import Package, Seed, Stage
 
 seed = Seed("test-seed", Hash.parse({archive_hash!r}), Hash.parse({tree_hash!r}), ({url!r},))
 note = Source.of({note_url!r}, {note_hash!r}, name="note.txt")
-hello = Package("hello", "1.0", "hello.sh", sources=(note,), inputs=(seed,))
+hello = Package("hello", "1.0", "hello.sh", sources=(note,), shell=seed)
 greet = Package(
-    "greet", "2.0", "greet.sh", inputs=(seed, hello), profiles={{"fast": {{"speed": "fast"}}}}
+    "greet", "2.0", "greet.sh", shell=seed, inputs=(hello,),
+    profiles={{"fast": {{"speed": "fast"}}}},
 )
 
 PROFILES = {{"default": "what users ship", "fast": "sooner"}}
@@ -214,7 +215,7 @@ def test_an_interrupted_resumable_build_shows_as_partial_and_the_next_run_contin
     stages = make_stages(tmp_path)
     init = stages / "__init__.py"
     init.write_text(
-        init.read_text().replace('"greet.sh", inputs', '"greet.sh", resumable=True, inputs')
+        init.read_text().replace('"greet.sh", shell=seed', '"greet.sh", resumable=True, shell=seed')
     )
     script = stages / "builders" / "greet.sh"
     script.write_text("[ -f paused ] || { touch paused; sleep 300; }\n" + script.read_text())

@@ -20,7 +20,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import hash_bytes
 from bootstrap.nar import nar_hash
-from bootstrap.recipe import Evaluator, Package
+from bootstrap.recipe import Evaluator, Package, Recipes
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
@@ -47,7 +47,7 @@ SCRIPTS = {
         unpack_sources
         apply_patches
         mkdir -p $out
-        hello > $out/greeting
+        "$hello/bin/hello" > $out/greeting  # each input is a variable named after it
         cat data.txt >> $out/greeting
     """),
     "peek.sh": "ls /usr > $out\n",
@@ -70,9 +70,15 @@ def chain(tmp: Path, data: bytes = b"payload\n"):
     if not (tmp / "data.txt").exists():
         (tmp / "data.txt").write_bytes(data)
     src = Source.of((tmp / "data.txt").as_uri(), hash_bytes("sha256", data), name="data.txt")
-    hello = Package("hello", "1.0", "hello.sh", inputs=(seed,))
+    hello = Package("hello", "1.0", "hello.sh", shell=seed)
     user = Package(
-        "user", "1.0", "user.sh", sources=(src,), inputs=(seed, hello), patches=("fix.patch",)
+        "user",
+        "1.0",
+        "user.sh",
+        sources=(src,),
+        shell=seed,
+        inputs=(hello,),
+        patches=("fix.patch",),
     )
     return seed, hello, user
 
@@ -141,7 +147,7 @@ def test_builds_are_bit_identical_in_two_stores(tmp_path):
 
 def test_builder_cannot_see_host_usr(store, tmp_path):
     seed, _, _ = chain(tmp_path)
-    graph = evaluate(store, tmp_path, Package("peek", "1", "peek.sh", inputs=(seed,)))
+    graph = evaluate(store, tmp_path, Package("peek", "1", "peek.sh", shell=seed))
     summary = make_scheduler(store, tmp_path).realise(graph)
     assert list(summary.failed) == graph.targets
     assert "No such file or directory" in log_path(store, graph.targets[0]).read_text()
@@ -149,7 +155,7 @@ def test_builder_cannot_see_host_usr(store, tmp_path):
 
 def test_failure_reports_log_tail_and_registers_nothing(store, tmp_path):
     seed, _, _ = chain(tmp_path)
-    graph = evaluate(store, tmp_path, Package("bad", "1", "fail.sh", inputs=(seed,)))
+    graph = evaluate(store, tmp_path, Package("bad", "1", "fail.sh", shell=seed))
     summary = make_scheduler(store, tmp_path).realise(graph)
     reason = summary.failed[graph.targets[0]]
     assert "exited with code 3" in reason and "about to fail" in reason
@@ -162,7 +168,7 @@ def test_wrong_source_hash_leaves_store_unchanged(store, tmp_path):
     seed, _, _ = chain(tmp_path)
     (tmp_path / "real.txt").write_text("real")
     bad = Source.of((tmp_path / "real.txt").as_uri(), hash_bytes("sha256", b"fake"), "real.txt")
-    pkg = Package("user", "1.0", "user.sh", sources=(bad,), inputs=(seed,))
+    pkg = Package("user", "1.0", "user.sh", sources=(bad,), shell=seed)
     graph = evaluate(store, tmp_path, pkg)
     summary = make_scheduler(store, tmp_path).realise(graph)
     (failed_reason,) = summary.failed.values()
@@ -174,7 +180,7 @@ def test_wrong_source_hash_leaves_store_unchanged(store, tmp_path):
 
 def test_keep_going_builds_independent_work(store, tmp_path):
     seed, hello, _ = chain(tmp_path)
-    bad = Package("bad", "1", "fail.sh", inputs=(seed,))
+    bad = Package("bad", "1", "fail.sh", shell=seed)
     graph = evaluate(store, tmp_path, bad, hello)
     summary = make_scheduler(store, tmp_path, keep_going=True, max_jobs=2).realise(graph)
     assert len(summary.failed) == 1
@@ -183,7 +189,7 @@ def test_keep_going_builds_independent_work(store, tmp_path):
 
 def test_one_job_at_a_time_announces_each_build_when_it_starts(store, tmp_path, capsys):
     seed, _, _ = chain(tmp_path)
-    first, second = (Package(name, "1", "hello.sh", inputs=(seed,)) for name in ("a", "b"))
+    first, second = (Package(name, "1", "hello.sh", shell=seed) for name in ("a", "b"))
     graph = evaluate(store, tmp_path, first, second)
     summary = make_scheduler(store, tmp_path, max_jobs=1).realise(graph)
     assert len(summary.built) == 3  # the seed, a and b
@@ -213,9 +219,9 @@ tmp = Path(sys.argv[1])
 store = Store(Path(sys.argv[2]), "/bootstrap/store")
 seed, hello, user = chain(tmp)
 if sys.argv[4:] == ["steps"]:
-    targets = [Package("steps", "1", "steps.sh", inputs=(seed,), resumable=True)]
+    targets = [Package("steps", "1", "steps.sh", shell=seed, resumable=True)]
 else:
-    targets = [Package("slow", "1", "slow.sh", inputs=(seed, hello)), user]
+    targets = [Package("slow", "1", "slow.sh", shell=seed, inputs=(hello,)), user]
 summary = make_scheduler(store, tmp, max_jobs=2).realise(evaluate(store, tmp, *targets))
 print("BUILT", len(summary.built), "FAILED", len(summary.failed), flush=True)
 """
@@ -283,7 +289,7 @@ def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig
 
 def test_a_resumable_build_that_fails_starts_afresh_next_time(store, tmp_path):
     seed, _, _ = chain(tmp_path)
-    bad = Package("bad", "1", "fail.sh", inputs=(seed,), resumable=True)
+    bad = Package("bad", "1", "fail.sh", shell=seed, resumable=True)
     graph = evaluate(store, tmp_path, bad)
     summary = make_scheduler(store, tmp_path).realise(graph)
     assert "exited with code 3" in summary.failed[graph.targets[0]]
@@ -320,9 +326,43 @@ def test_a_build_that_finishes_after_an_interrupt_registers_nothing(store, tmp_p
     assert verify_store(store).ok
 
 
-def test_recipe_without_shell_is_a_clear_error(store, tmp_path):
-    with pytest.raises(BootstrapError, match="needs an input or a shell"):
-        evaluate(store, tmp_path, Package("lonely", "1", "hello.sh"))
+def test_recipe_without_shell_is_a_clear_error(tmp_path):
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    (stages / "__init__.py").write_text(
+        "from bootstrap.recipe import Package\n"
+        'lonely = Package("lonely", "1", "hello.sh")\n'
+        "TARGETS = {}\n"
+    )
+    with pytest.raises(BootstrapError) as err:
+        Recipes(stages_dir=stages).targets()
+    assert str(err.value).startswith(f"{stages / '__init__.py'}:2: TypeError")
+    assert "'shell'" in str(err.value)
+
+
+def test_inputs_that_share_a_variable_name_are_refused(store, tmp_path):
+    seed, hello, _ = chain(tmp_path)
+    twin = Package("hello", "2.0", "hello.sh", shell=seed)
+    with pytest.raises(
+        BootstrapError, match="two inputs, or an input and an env key, are named 'hello'"
+    ):
+        evaluate(
+            store, tmp_path, Package("both", "1", "hello.sh", shell=seed, inputs=(hello, twin))
+        )
+    clash = Package("clash", "1", "hello.sh", shell=seed, inputs=(hello,), env={"hello": "x"})
+    with pytest.raises(BootstrapError, match="named 'hello'"):
+        evaluate(store, tmp_path, clash)
+
+
+def test_the_shell_comes_first_on_path_unless_the_inputs_place_it(store, tmp_path):
+    seed, hello, _ = chain(tmp_path)
+    graph = evaluate(store, tmp_path, Package("a", "1", "hello.sh", shell=seed, inputs=(hello,)))
+    env = graph.derivations[graph.targets[0]].env
+    seed_out, hello_out = env["test_seed"], env["hello"]
+    assert env["PATH"] == f"{seed_out}/bin:{hello_out}/bin"
+    placed = Package("b", "1", "hello.sh", shell=seed, inputs=(hello, seed))
+    graph = evaluate(store, tmp_path, placed)
+    assert graph.derivations[graph.targets[0]].env["PATH"] == f"{hello_out}/bin:{seed_out}/bin"
 
 
 FIXUP_SCRIPTS = {
@@ -334,7 +374,7 @@ FIXUP_SCRIPTS = {
 def test_fixup_points_shebangs_into_the_store(store, tmp_path):
     seed, _, _ = chain(tmp_path)
     recipes = make_recipes(tmp_path / "fx", FIXUP_SCRIPTS)
-    pkg = Package("script", "1", "script.sh", inputs=(seed,))
+    pkg = Package("script", "1", "script.sh", shell=seed)
     graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([pkg])
     assert make_scheduler(store, tmp_path).realise(graph).ok
     drv = graph.derivations[graph.targets[0]]
@@ -353,7 +393,7 @@ def test_fixup_refuses_a_host_linked_binary(store, tmp_path):
         name="hello",
     )
     recipes = make_recipes(tmp_path / "fx", FIXUP_SCRIPTS)
-    pkg = Package("copy", "1", "copy.sh", sources=(binary,), inputs=(seed,))
+    pkg = Package("copy", "1", "copy.sh", sources=(binary,), shell=seed)
     graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([pkg])
     summary = make_scheduler(store, tmp_path).realise(graph)
     reason = summary.failed[graph.targets[0]]
@@ -387,8 +427,10 @@ def test_a_libc_and_its_users_load_with_its_loader(store, tmp_path):
     )
     recipes = make_recipes(tmp_path / "libc", LIBC_SCRIPTS)
     loader = "lib/ld-linux-x86-64.so.2"
-    libc = Package("libc", "1", "libc.sh", sources=sources, inputs=(seed,), loader=loader)
-    user = Package("user", "1", "user.sh", sources=sources[2:], inputs=(seed, libc), libc=libc)
+    libc = Package("libc", "1", "libc.sh", sources=sources, shell=seed, loader=loader)
+    user = Package(
+        "user", "1", "user.sh", sources=sources[2:], shell=seed, inputs=(libc,), libc=libc
+    )
     evaluator = Evaluator(store.store_dir, "x86_64-linux", recipes)
     graph = evaluator.evaluate([user])
     assert make_scheduler(store, tmp_path).realise(graph).ok
@@ -409,9 +451,9 @@ def test_a_libc_and_its_users_load_with_its_loader(store, tmp_path):
 
 def test_a_libc_that_is_not_an_input_is_a_clear_error(store, tmp_path):
     seed, _, _ = chain(tmp_path)
-    libc = Package("libc", "1", "hello.sh", inputs=(seed,), loader="lib/ld.so")
+    libc = Package("libc", "1", "hello.sh", shell=seed, loader="lib/ld.so")
     with pytest.raises(BootstrapError, match="libc must be one of its inputs"):
-        evaluate(store, tmp_path, Package("user", "1", "hello.sh", inputs=(seed,), libc=libc))
+        evaluate(store, tmp_path, Package("user", "1", "hello.sh", shell=seed, libc=libc))
 
 
 SHEBANG_SCRIPTS = {
@@ -434,7 +476,8 @@ def test_shebangs_point_at_the_programs_a_recipe_names(store, tmp_path):
         "scripts",
         "1",
         "scripts.sh",
-        inputs=(seed, hello),
+        shell=seed,
+        inputs=(hello,),
         shebangs={"hello": (hello, "bin/hello"), "own": "bin/own"},
     )
     evaluator = Evaluator(store.store_dir, "x86_64-linux", recipes)
@@ -453,7 +496,7 @@ def test_shebangs_point_at_the_programs_a_recipe_names(store, tmp_path):
 
 def test_shebangs_must_name_an_input(store, tmp_path):
     seed, hello, _ = chain(tmp_path)
-    pkg = Package("scripts", "1", "hello.sh", inputs=(seed,), shebangs={"hi": (hello, "bin/hi")})
+    pkg = Package("scripts", "1", "hello.sh", shell=seed, shebangs={"hi": (hello, "bin/hi")})
     with pytest.raises(BootstrapError, match=r"shebangs\['hi'\] must name one of its inputs"):
         evaluate(store, tmp_path, pkg)
 
@@ -465,7 +508,12 @@ def test_closure_files_describe_an_inputs_closure(store, tmp_path):
     seed, hello, _ = chain(tmp_path)
     recipes = make_recipes(tmp_path / "cl", {**SCRIPTS, **CLOSURE_SCRIPTS})
     pkg = Package(
-        "closure", "1", "closure.sh", inputs=(seed, hello), closure_files={"closure.json": hello}
+        "closure",
+        "1",
+        "closure.sh",
+        shell=seed,
+        inputs=(hello,),
+        closure_files={"closure.json": hello},
     )
     graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([pkg])
     assert make_scheduler(store, tmp_path).realise(graph).ok
@@ -485,7 +533,7 @@ def test_closure_files_describe_an_inputs_closure(store, tmp_path):
 
 def test_closure_files_must_name_an_input(store, tmp_path):
     seed, hello, _ = chain(tmp_path)
-    pkg = Package("closure", "1", "hello.sh", inputs=(seed,), closure_files={"c.json": hello})
+    pkg = Package("closure", "1", "hello.sh", shell=seed, closure_files={"c.json": hello})
     expected = r"package closure-1: closure_files\['c.json'\] must be one of its inputs"
     with pytest.raises(BootstrapError, match=expected):
         evaluate(store, tmp_path, pkg)
@@ -493,6 +541,6 @@ def test_closure_files_must_name_an_input(store, tmp_path):
 
 def test_a_profile_a_recipe_names_must_exist(store, tmp_path):
     seed, _, _ = chain(tmp_path)
-    pkg = Package("quick", "1", "hello.sh", inputs=(seed,), profiles={"turbo": {"x": "1"}})
+    pkg = Package("quick", "1", "hello.sh", shell=seed, profiles={"turbo": {"x": "1"}})
     with pytest.raises(BootstrapError, match="package quick-1: profiles names 'turbo': expected"):
         evaluate(store, tmp_path, pkg)

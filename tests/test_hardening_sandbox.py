@@ -141,26 +141,27 @@ def packages(tmp: Path, victim: Path | None = None) -> dict[str, Package]:
         Source.of(euid.as_uri(), hash_file("sha256", euid), name="euid") if euid.exists() else None
     )
     env = {"victim": str(victim)} if victim else {}
-    hello = Package("hello", "1", "hello.sh", inputs=(seed,))
+    hello = Package("hello", "1", "hello.sh", shell=seed)
     made = {
         "hello": hello,
-        "symlink-out": Package("symlink-out", "1", "symlink-out.sh", inputs=(seed,), env=env),
-        "big-output": Package("big-output", "1", "big-output.sh", inputs=(seed,)),
-        "steps": Package("steps", "1", "steps.sh", inputs=(seed,), resumable=True),
+        "symlink-out": Package("symlink-out", "1", "symlink-out.sh", shell=seed, env=env),
+        "big-output": Package("big-output", "1", "big-output.sh", shell=seed),
+        "steps": Package("steps", "1", "steps.sh", shell=seed, resumable=True),
         "closure-link": Package(
             "closure-link",
             "1",
             "closure-link.sh",
-            inputs=(seed, hello),
+            shell=seed,
+            inputs=(hello,),
             env=env,
             closure_files={"closure.json": hello},
             resumable=True,
         ),
     }
     if source is not None:
-        made["setuid"] = Package("setuid", "1", "setuid.sh", sources=(source,), inputs=(seed,))
+        made["setuid"] = Package("setuid", "1", "setuid.sh", sources=(source,), shell=seed)
         made["setuid-kept"] = Package(
-            "setuid-kept", "1", "setuid-kept.sh", sources=(source,), inputs=(seed,), resumable=True
+            "setuid-kept", "1", "setuid-kept.sh", sources=(source,), shell=seed, resumable=True
         )
     return made
 

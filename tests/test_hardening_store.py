@@ -323,12 +323,12 @@ from bootstrap.hashing import Hash
 from bootstrap.recipe import Package, Seed, Stage
 
 seed = Seed("test-seed", Hash.parse({archive_hash!r}), Hash.parse({tree_hash!r}), ({url!r},))
-fill = Package("fill", "1", "fill.sh", inputs=(seed,))
-hello = Package("hello", "1", "hello.sh", inputs=(seed,))
+fill = Package("fill", "1", "fill.sh", shell=seed)
+hello = Package("hello", "1", "hello.sh", shell=seed)
 greet = Package(
-    "greet", "1", "greet.sh", inputs=(seed, hello), profiles={{"fast": {{"speed": "1"}}}}
+    "greet", "1", "greet.sh", shell=seed, inputs=(hello,), profiles={{"fast": {{"speed": "1"}}}}
 )
-steps = Package("steps", "1", "steps.sh", inputs=(seed,), resumable=True)
+steps = Package("steps", "1", "steps.sh", shell=seed, resumable=True)
 
 PROFILES = {{"default": "what users ship", "fast": "sooner"}}
 TARGETS = {{"x86_64-linux": [Stage("stage0", (seed,)), Stage("stage1", {packages})]}}

@@ -34,7 +34,7 @@ def test_the_longer_chain_starts_before_a_side_branch_listed_first(store, tmp_pa
     recipes = make_recipes(tmp_path / "r", {"step.sh": 'echo "$step" > $out\n'})
 
     def step(name, *inputs):
-        return Package(name, "1", "step.sh", inputs=(seed, *inputs), env={"step": name})
+        return Package(name, "1", "step.sh", shell=seed, inputs=inputs, env={"step": name})
 
     side = step("side")
     chain = step("c3", step("c2", step("c1")))
@@ -59,7 +59,7 @@ def test_a_no_op_run_writes_nothing_to_the_database(store, tmp_path):
     recipes = make_recipes(tmp_path / "r", {"step.sh": 'echo "$step" > $out\n'})
     top = seed
     for i in range(3):
-        top = Package(f"s{i}", "1", "step.sh", inputs=(seed, top), env={"step": str(i)})
+        top = Package(f"s{i}", "1", "step.sh", shell=seed, inputs=(top,), env={"step": str(i)})
     graph = Evaluator(store.store_dir, "x86_64-linux", recipes).evaluate([top])
     options = BuildOptions(fetcher=offline_fetcher(tmp_path))
     assert Scheduler(store, options, progress=False, root_name="t").realise(graph).ok

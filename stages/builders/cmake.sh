@@ -3,7 +3,7 @@
 # libraries bundled in its tree (curl without TLS, libarchive, zlib, expat, libuv, ...), at
 # $optimize. No GUI, no test suite, no manuals; the license texts under doc/ are kept.
 # gcc 12 has no built-in Linux headers path, and kwsys includes <linux/fs.h>.
-headers="-isystem $(input linux-headers)/include"
+headers="-isystem $linux_headers/include"
 unpack_sources
 cd cmake-*
 CC=gcc CXX=g++ CFLAGS="$headers" CXXFLAGS="$headers" ./bootstrap --prefix="$out" \

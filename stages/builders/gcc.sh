@@ -4,9 +4,6 @@
 # its own, and it links statically unless asked for a shared object (the musl here is static
 # only). With $withLibstdcxx set, libstdc++ is built too, on its generic OS and locale layers
 # (its gnu-linux layer is glibc's), without precompiled headers (they are not reproducible). No fixincludes (no system headers to fix), no docs.
-musl=$(input musl)
-headers=$(input linux-headers)
-binutils=$(input binutils)
 unpack_sources
 cd gcc-h8300-hms-3.4.6+dfsg2
 apply_patches
@@ -29,7 +26,7 @@ cd build
 AR=ar RANLIB=ranlib MAKEINFO=true \
     ../gcc-h8300-hms-3.4.6+dfsg2/configure --prefix="$out" --build=x86_64-pc-linux-gnu \
     --host=x86_64-pc-linux-gnu --target=x86_64-pc-linux-gnu \
-    --with-as="$binutils/bin/as" --with-ld="$binutils/bin/ld" --with-local-prefix="$headers" \
+    --with-as="$binutils/bin/as" --with-ld="$binutils/bin/ld" --with-local-prefix="$linux_headers" \
     --enable-languages=c,c++ --disable-nls --disable-shared --disable-multilib \
     --enable-threads=posix --enable-clocale=generic --disable-libstdcxx-pch
 # without fixincludes, gcc's limits.h still wants the syslimits.h that step would install

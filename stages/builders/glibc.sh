@@ -4,7 +4,6 @@
 # include/ (with the Linux UAPI headers beside glibc's, so that include/ alone is a complete
 # system header directory), the libraries, start files and the dynamic loader in lib/ (so the
 # loader's store path is what programs name as their interpreter).
-headers=$(input linux-headers)
 unpack_sources
 src=$(echo glibc-[0-9]*)
 (cd "$src" && apply_patches)
@@ -18,13 +17,13 @@ printf 'slibdir=%s/lib\nrtlddir=%s/lib\n' "$out" "$out" > configparms
 # configure is told that linking C++ fails, so it leaves C++ out
 libc_cv_cxx_link_ok=no CC=gcc BUILD_CC=gcc CFLAGS="$optimize" MAKEINFO=true \
     "../$src/configure" --prefix="$out" --build=x86_64-pc-linux-musl \
-    --host=x86_64-pc-linux-gnu --with-headers="$headers/include" --enable-kernel=3.2 \
+    --host=x86_64-pc-linux-gnu --with-headers="$linux_headers/include" --enable-kernel=3.2 \
     --disable-werror --disable-profile --disable-nscd --without-selinux --without-gd \
     > configure.log || { tail -n 60 config.log; exit 1; }
 make -j"$NIX_BUILD_CORES" MAKEINFO=true
 make MAKEINFO=true install
 rm -rf "$out/share/info"
-cp -R "$headers/include/." "$out/include/"
+cp -R "$linux_headers/include/." "$out/include/"
 # the conventional x86-64 name of the library directory, where clang looks for the loader
 ln -s lib "$out/lib64"
 # the scripts glibc installs for bash or Perl (ldd, sotruss, memusage, xtrace, tzselect, mtrace):

@@ -2,7 +2,6 @@
 # orig tarball (bootstrap/seed_build/uapi.py, checked against Debian's linux-libc-dev), next to
 # musl's headers; here they get a store path of their own. scsi/ is shared: musl owns scsi.h,
 # scsi_ioctl.h and sg.h, the kernel the rest.
-seed=$(input seed)
 mkdir -p "$out/include"
 for dir in asm asm-generic drm linux misc mtd rdma sound video xen; do
     cp -R "$seed/include/$dir" "$out/include/"

@@ -26,7 +26,7 @@ case "$project" in
             -DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON -DLLVM_ENABLE_ASSERTIONS=OFF \
             -DLLVM_INCLUDE_TESTS=OFF -DLLVM_INCLUDE_BENCHMARKS=OFF -DLLVM_INCLUDE_EXAMPLES=OFF \
             -DLLVM_INCLUDE_DOCS=OFF -DLLVM_ENABLE_BINDINGS=OFF -DLLVM_ENABLE_TERMINFO=OFF \
-            -DLLVM_ENABLE_ZLIB=FORCE_ON -DZLIB_ROOT="$(input zlib)" -DLLVM_ENABLE_ZSTD=OFF \
+            -DLLVM_ENABLE_ZLIB=FORCE_ON -DZLIB_ROOT="$zlib" -DLLVM_ENABLE_ZSTD=OFF \
             -DLLVM_ENABLE_LIBXML2=OFF -DLLVM_ENABLE_LIBEDIT=OFF -DLLVM_ENABLE_LIBPFM=OFF \
             -DLLVM_TOOL_LLVM_EXEGESIS_BUILD=OFF -DLLVM_TOOL_LLVM_LIBTOOL_DARWIN_BUILD=OFF \
             -DLLVM_BUILD_UTILS=ON -DLLVM_INSTALL_UTILS=OFF # installs llvm-tblgen, not the rest
@@ -35,12 +35,12 @@ case "$project" in
     clang)
         # clang links with lld by default; no static analyzer (its scan-build scripts are Perl,
         # which the chain does not have), and with the recipe's patch, not its libraries either
-        set -- -DLLVM_DIR="$(input llvm)/lib/cmake/llvm" -DCLANG_LINK_CLANG_DYLIB=ON \
+        set -- -DLLVM_DIR="$llvm/lib/cmake/llvm" -DCLANG_LINK_CLANG_DYLIB=ON \
             -DCLANG_DEFAULT_LINKER=lld -DCLANG_INCLUDE_TESTS=OFF -DCLANG_INCLUDE_DOCS=OFF \
             -DCLANG_ENABLE_ARCMT=OFF -DCLANG_ENABLE_STATIC_ANALYZER=OFF
         ;;
     lld)
-        set -- -DLLVM_DIR="$(input llvm)/lib/cmake/llvm" -DLLVM_INCLUDE_TESTS=OFF
+        set -- -DLLVM_DIR="$llvm/lib/cmake/llvm" -DLLVM_INCLUDE_TESTS=OFF
         ;;
     *)
         echo "llvm-project.sh: project must be llvm, clang or lld, not '$project'" >&2
@@ -57,7 +57,7 @@ else
         -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out" \
         -DCMAKE_C_COMPILER=cc -DCMAKE_CXX_COMPILER=c++ -DCMAKE_AR="$(command -v ar)" \
         -DCMAKE_C_FLAGS_RELEASE="$optimize -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="$optimize -DNDEBUG" \
-        -DPython3_EXECUTABLE="$(input python)/bin/python3" "$@" \
+        -DPython3_EXECUTABLE="$python/bin/python3" "$@" \
         > configure.log || { tail -n 60 configure.log; tail -n 60 build/CMakeFiles/CMakeError.log; exit 1; }
     touch build/configured
 fi

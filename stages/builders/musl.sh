@@ -1,6 +1,5 @@
 # musl 1.2.3, static only, compiled by the seed's tcc (see patches/musl-tcc.patch for why each
 # change is needed; tcc has no _Complex and no x87/SSE asm constraints, hence the removals).
-seed=$(input seed)
 unpack_sources
 cd musl-1.2.3
 apply_patches

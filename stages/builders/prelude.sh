@@ -1,8 +1,8 @@
 # The prelude every package builds with: `<shell>/bin/sh -e prelude.sh`, in /build.
 #
 # The environment comes from the derivation: $srcs (downloaded archives), $patches,
-# $builderFiles (more files from stages/builders/), $inputs
-# (store paths of what the package is built with; their bin/ is on $PATH), $SHELL (the
+# $builderFiles (more files from stages/builders/), one variable per input named after it
+# holding its store path ($musl, $linux_headers; their bin/ is on $PATH), $SHELL (the
 # builder's own shell), $out (and other outputs), $builderScript, $NIX_BUILD_CORES.
 # The package's builder script is sourced last and uses the helpers below.
 
@@ -36,16 +36,6 @@ unpack_sources() {
         esac
     done
     patch_shebangs .
-}
-
-# Print the store path of the input package named $1 (`input musl` -> /…/<hash>-musl-1.2.3).
-input() {
-    for i in $inputs; do
-        base=${i##*/}
-        case "${base#*-}" in "$1" | "$1"-[0-9]*) echo "$i"; return 0 ;; esac
-    done
-    echo "no input named $1 in: $inputs" >&2
-    return 1
 }
 
 # Print the store path of the file NAME the recipe lists in `files` (from stages/builders/).

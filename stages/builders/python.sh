@@ -6,8 +6,8 @@ unpack_sources
 cd Python-*
 # Python 3.11 builds its optional C modules as shared extensions, which a static interpreter
 # cannot load (MODULE_BUILDTYPE=static is not enough): Modules/Setup.local builds them in.
-# Left out: _ctypes (libffi), _decimal, pyexpat and _elementtree (bundled libraries), and the
-# subinterpreter and xxlimited test modules.
+# zlib is built in against the store's static zlib. Left out: _ctypes (libffi), _decimal,
+# pyexpat and _elementtree (bundled libraries), and the subinterpreter and xxlimited test modules.
 cat > Modules/Setup.local <<'SETUP'
 *static*
 _asyncio _asynciomodule.c
@@ -59,11 +59,12 @@ _codecs_jp cjkcodecs/_codecs_jp.c
 _codecs_kr cjkcodecs/_codecs_kr.c
 _codecs_tw cjkcodecs/_codecs_tw.c
 SETUP
+echo "zlib zlibmodule.c -I$zlib/include $zlib/lib/libz.a" >> Modules/Setup.local
 ./configure --prefix="$out" --disable-shared --without-ensurepip --disable-test-modules \
     MODULE_BUILDTYPE=static CFLAGS="$optimize" > configure.log || { tail -n 60 config.log; exit 1; }
 make -j"$NIX_BUILD_CORES"
 make install
 # what glibc's and LLVM's build scripts use must load from the interpreter itself
-"$out/bin/python3" -c "import subprocess, random, math, json, hashlib, socket, select, struct"
+"$out/bin/python3" -c "import subprocess, random, math, json, hashlib, socket, select, struct, zlib"
 rm -rf "$out"/lib/python3*/test
 find "$out" -name __pycache__ -type d -prune -exec rm -r {} +

@@ -2,16 +2,13 @@
 # headers, built once by the seed's tcc, then again by itself, so the installed tcc is compiled
 # by tcc and linked against the store's musl. Also installs tcc-cc and tcc-ar, the wrappers that
 # let Makefiles written for gcc drive tcc.
-seed=$(input seed)
-musl=$(input musl)
-headers=$(input linux-headers)
 mkdir tcc # the orig tarball has no top directory
 (cd tcc && unpack_sources)
 apply_patches
 
 configure_tcc() { # configure_tcc CC: configure ./tcc for $out with CC
     ../tcc/configure --cc="$1" --ar="tcc -ar" --prefix="$out" --config-musl \
-        --sysincludepaths="{B}/include:$musl/include:$headers/include" \
+        --sysincludepaths="{B}/include:$musl/include:$linux_headers/include" \
         --libpaths="$musl/lib:{B}" --crtprefix="$musl/lib" \
         --elfinterp="$musl/lib/ld-musl-x86_64.so.1"
 }

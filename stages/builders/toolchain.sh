@@ -5,11 +5,11 @@
 # imports it). The closure-*.json files (the recipe's closure_files) list what the toolchain
 # runs with.
 set -- --out "$out" --shell "$SHELL" --system "$system" \
-    --gcc "$(input gcc)" --binutils "$(input binutils)" --glibc "$(input glibc)"
+    --gcc "$gcc" --binutils "$binutils" --glibc "$glibc"
 cp "$(builder_file toolchain.py)" toolchain.py
-if llvm=$(input llvm 2>/dev/null); then
+if [ -n "${llvm:-}" ]; then
     cp "$(builder_file toolchain_clang.py)" toolchain_clang.py
-    python3 toolchain_clang.py "$@" --llvm "$llvm" --clang "$(input clang)" --lld "$(input lld)"
+    python3 toolchain_clang.py "$@" --llvm "$llvm" --clang "$clang" --lld "$lld"
 else
     python3 toolchain.py "$@"
 fi
