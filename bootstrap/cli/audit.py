@@ -32,7 +32,7 @@ from bootstrap.cli.common import (
 )
 from bootstrap.cli.progress import add_progress_options, reporter, stage_names
 from bootstrap.cli.seed import render_ddc
-from bootstrap.config import SUBSTITUTERS, list_setting
+from bootstrap.config import CORES, SUBSTITUTERS, count_setting, list_setting
 from bootstrap.elf.paths import PathMap, store_path_of
 from bootstrap.errors import BootstrapError
 from bootstrap.export import stage_outputs
@@ -150,7 +150,12 @@ def _register_reproduce(checks: argparse._SubParsersAction) -> None:
     )
     sub.add_argument("--check-store", type=Path, metavar="ROOT", help="keep the rebuilt paths here")
     sub.add_argument("--diffoscope", type=Path, metavar="DIR", help="write diffoscope reports here")
-    sub.add_argument("--cores", type=int, default=1, help="cores each build may use")
+    sub.add_argument(
+        "--cores",
+        type=int,
+        help="cores each build may use (default: $BOOTSTRAP_CORES, the config file's cores, "
+        "else all)",
+    )
     sub.add_argument(
         "--json",
         action="store_true",
@@ -262,7 +267,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     root = args.check_store or Path(tempfile.mkdtemp(prefix="bootstrap-check-"))
     try:
         check = Store(root, store.store_dir)
-        options = BuildOptions(cores=args.cores, fetcher=Fetcher())
+        cores = count_setting(CORES, args.cores, os.cpu_count() or 1, least=1)
+        options = BuildOptions(cores=cores, fetcher=Fetcher())
         machine = _reproduce_machine(args.builders, plan.target) if args.builders else None
         report = reporter(args, stage_names(plan))
         try:
