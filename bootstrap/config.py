@@ -152,7 +152,8 @@ def count_setting_from(
 
 def path_setting(key: ListKey, flag_value: str | os.PathLike | None) -> tuple[str | None, str]:
     """A single string setting (`store`, `store-dir`): flag, else environment, else config
-    file; None (and "default") when none sets it."""
+    file (where a relative `store` is taken from the file's directory); None (and "default")
+    when none sets it."""
     if flag_value is not None:
         return os.fspath(flag_value), key.flag
     if os.environ.get(key.env):
@@ -163,7 +164,10 @@ def path_setting(key: ListKey, flag_value: str | os.PathLike | None) -> tuple[st
     value = data[key.key]
     if not isinstance(value, str) or not value:
         raise BootstrapError(f"{path}: {key.key} must be a non-empty string")
-    return os.path.expanduser(value), str(path)
+    value = os.path.expanduser(value)
+    if key is STORE:  # a relative store root is the config file's neighbour, not cwd's
+        value = os.path.join(Path(path).parent, value)
+    return value, str(path)
 
 
 @dataclass(frozen=True)

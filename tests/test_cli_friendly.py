@@ -60,6 +60,13 @@ def test_a_missing_default_store_says_where_its_name_came_from(tmp_path):
     assert expected.encode() in result.stderr
 
 
+def test_a_relative_store_in_the_config_file_is_beside_the_file(tmp_path, monkeypatch):
+    (tmp_path / "config.toml").write_text('store = "stores/main"\n')
+    monkeypatch.chdir(tmp_path.parent)  # the command runs elsewhere
+    shown = json.loads(run_cli("config", "show", "--json", env=env_with(tmp_path)).stdout)
+    assert shown["settings"]["store"]["value"] == f"{tmp_path}/stores/main"
+
+
 def test_commands_that_add_make_the_store(tmp_path):
     root = tmp_path / "new"
     (tmp_path / "f").write_text("x\n")
