@@ -30,6 +30,7 @@ from bootstrap.fetch import Source
 from bootstrap.hashing import Hash
 from bootstrap.mirrors import canonical_url
 from bootstrap.nar import nar_hash
+from bootstrap.seed.manifest import load_manifest, pinned_hash, pinned_tree_hash
 from bootstrap.storepath import source_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -43,16 +44,44 @@ class Seed:
     """A prebuilt, hashed tree that roots the chain: an archive unpacked into the store.
 
     Its store path is a recursive fixed output (`tree_hash` is the NAR sha256 of the unpacked
-    tree), so it depends on nothing but its content.
+    tree), so it depends on nothing but its content. The hashes and URLs are given, or pinned
+    in a seed manifest (`manifest`: read when the recipes are evaluated, not when they load).
     """
 
     name: str
-    archive_hash: Hash
-    tree_hash: Hash
+    archive_hash: Hash | None = None
+    tree_hash: Hash | None = None
     urls: tuple[str, ...] = ()
     strip_top: bool = False
     # host path strings its files may name; as `Package.allowed_host_paths`
     allowed_host_paths: tuple[str, ...] = ()
+    manifest: Path | None = None
+
+    def pins(self) -> tuple[Hash, Hash, tuple[str, ...]]:
+        """The archive's hash, the tree's NAR hash and the archive's URLs."""
+        if self.manifest is not None:
+            manifest = load_manifest(self.manifest)
+            return pinned_hash(manifest), pinned_tree_hash(manifest), manifest.archive_urls
+        if self.archive_hash is None or self.tree_hash is None:
+            raise BootstrapError(f"seed {self.name}: give archive_hash and tree_hash, or manifest")
+        return self.archive_hash, self.tree_hash, self.urls
+
+
+@dataclass(frozen=True)
+class PinnedSource:
+    """A source pinned in a seed manifest, named by the directory it unpacks to (stage 1
+    rebuilds exactly what the seed holds); read when the recipes are evaluated."""
+
+    manifest: Path
+    unpack_to: str
+
+    def resolve(self) -> Source:
+        return load_manifest(self.manifest).source(self.unpack_to).as_fetch_source()
+
+
+def resolve_source(source: Source | PinnedSource) -> Source:
+    """The download a recipe's source names (a manifest's pin is read here)."""
+    return source.resolve() if isinstance(source, PinnedSource) else source
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,7 +92,7 @@ class Package:
     # the package whose bin/sh runs the build: an input like the others (named, on PATH), first
     # on PATH unless `inputs` places it
     shell: Package | Seed = field(kw_only=True)
-    sources: tuple[Source, ...] = ()
+    sources: tuple[Source | PinnedSource, ...] = ()
     patches: tuple[str, ...] = ()
     # what it is built with, their bin/ on PATH in this order after the shell's
     inputs: tuple[Package | Seed, ...] = ()
@@ -224,24 +253,26 @@ class Evaluator:
         builds it from `file://` + SEED_NAR_DIR, which its sandbox must be given
         (docs/seed.md); we from the NAR in the download cache, else from the seed archive
         (`archiveHash`, `archiveUrls`, `stripTop`: ours, which Nix ignores)."""
+        archive_hash, tree_hash, urls = seed.pins()
         return Derivation(
             name=seed.name,
-            outputs={"out": Output(hash_algo="r:sha256", hash=seed.tree_hash.hex)},
+            outputs={"out": Output(hash_algo="r:sha256", hash=tree_hash.hex)},
             system=self.system,
             builder=FETCHURL,
             env={
-                "url": f"file://{SEED_NAR_DIR}/{seed.tree_hash.hex}",
+                "url": f"file://{SEED_NAR_DIR}/{tree_hash.hex}",
                 "unpack": "1",
-                **_fixed_output_env("recursive", seed.tree_hash),
-                "archiveHash": str(seed.archive_hash),
-                "archiveUrls": " ".join(seed.urls),
+                **_fixed_output_env("recursive", tree_hash),
+                "archiveHash": str(archive_hash),
+                "archiveUrls": " ".join(urls),
                 "stripTop": "1" if seed.strip_top else "0",
             },
         )
 
-    def _fetch(self, source: Source) -> str:
+    def _fetch(self, source: Source | PinnedSource) -> str:
         """A download as Nix's `builtin:fetchurl` (`url`: the first URL, a mirror at its
         canonical place); `urls` are every URL we try."""
+        source = resolve_source(source)
         if source.hash not in self._fetches:
             algo = source.hash.algo
             self._fetches[source.hash] = self._add(

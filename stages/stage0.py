@@ -1,16 +1,15 @@
-"""Stage 0: the seed archive pinned in `seeds/x86_64-linux.json`, unpacked into the store."""
+"""Stage 0: the seed archive pinned in `seeds/x86_64-linux.json`, unpacked into the store. The
+manifest is read when the recipes are evaluated, not when they are loaded."""
 
 from bootstrap.recipe import Seed
-from bootstrap.seed.manifest import load_manifest, pinned_hash, pinned_tree_hash
+from bootstrap.seed.manifest import default_manifest
 from stages import host_paths
 
-MANIFEST = load_manifest()
+MANIFEST = default_manifest("x86_64-linux")
 
 seed = Seed(
     name="seed",
-    archive_hash=pinned_hash(MANIFEST),
-    tree_hash=pinned_tree_hash(MANIFEST),
-    urls=MANIFEST.archive_urls,
+    manifest=MANIFEST,
     strip_top=True,
     allowed_host_paths=host_paths.SEED,
 )

@@ -7,14 +7,14 @@ a new one, the seed is placed last among them).
 """
 
 from bootstrap.fetch import Source
-from bootstrap.recipe import Package
+from bootstrap.recipe import Package, PinnedSource
 from stages.host_paths import BUSYBOX_APPLETS, MAKE_SEARCH, MUSL_STATIC
 from stages.stage0 import MANIFEST, seed
 
 
-def seed_source(unpack_to: str) -> Source:
+def seed_source(unpack_to: str) -> PinnedSource:
     """A source pinned in the seed manifest, so stage 1 rebuilds exactly what the seed holds."""
-    return MANIFEST.source(unpack_to).as_fetch_source()
+    return PinnedSource(MANIFEST, unpack_to)
 
 
 PATCH_SOURCE = Source.of(

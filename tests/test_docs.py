@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bootstrap.recipe import Recipes, Seed
+from bootstrap.recipe import Recipes, Seed, resolve_source
 from bootstrap.stage_table import BEGIN_MARKER, END_MARKER, replace_table, stage_rows, stage_table
 
 STAGES_DOC = Path(__file__).resolve().parent.parent / "docs" / "stages.md"
@@ -28,10 +28,8 @@ def test_every_package_has_one_row_naming_its_inputs_and_sources() -> None:
             continue
         assert f"builders/{package.builder}" in row.sources
         for source in package.sources:
-            assert source.name in row.sources
-        assert len(row.built_by.split(", ")) == len(package.inputs) + (
-            package.shell is not None and package.shell not in package.inputs
-        )
+            assert resolve_source(source).name in row.sources
+        assert len(row.built_by.split(", ")) == len(package.built_with)
 
 
 def test_same_named_packages_are_told_apart_by_stage() -> None:

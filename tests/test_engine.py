@@ -20,7 +20,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import hash_bytes
 from bootstrap.nar import nar_hash
-from bootstrap.recipe import Evaluator, Package, Recipes
+from bootstrap.recipe import Evaluator, Package, Recipes, Seed
 from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
 from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
@@ -338,6 +338,11 @@ def test_recipe_without_shell_is_a_clear_error(tmp_path):
         Recipes(stages_dir=stages).targets()
     assert str(err.value).startswith(f"{stages / '__init__.py'}:2: TypeError")
     assert "'shell'" in str(err.value)
+
+
+def test_a_seed_without_pins_is_a_clear_error(store, tmp_path):
+    with pytest.raises(BootstrapError, match="seed bare: give archive_hash and tree_hash, or"):
+        evaluate(store, tmp_path, Seed("bare"))
 
 
 def test_inputs_that_share_a_variable_name_are_refused(store, tmp_path):
