@@ -30,7 +30,6 @@ from bootstrap.fetch import Source
 from bootstrap.hashing import Hash
 from bootstrap.mirrors import canonical_url
 from bootstrap.nar import nar_hash
-from bootstrap.seed.manifest import load_manifest, pinned_hash, pinned_tree_hash
 from bootstrap.storepath import source_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -60,6 +59,9 @@ class Seed:
     def pins(self) -> tuple[Hash, Hash, tuple[str, ...]]:
         """The archive's hash, the tree's NAR hash and the archive's URLs."""
         if self.manifest is not None:
+            # the seed package is imported only when a seed is pinned so (a lean run path)
+            from bootstrap.seed.manifest import load_manifest, pinned_hash, pinned_tree_hash
+
             manifest = load_manifest(self.manifest)
             return pinned_hash(manifest), pinned_tree_hash(manifest), manifest.archive_urls
         if self.archive_hash is None or self.tree_hash is None:
@@ -76,6 +78,8 @@ class PinnedSource:
     unpack_to: str
 
     def resolve(self) -> Source:
+        from bootstrap.seed.manifest import load_manifest  # as in Seed.pins
+
         return load_manifest(self.manifest).source(self.unpack_to).as_fetch_source()
 
 
