@@ -25,8 +25,11 @@ sys.addaudithook(watch)
 from bootstrap.recipe import Recipes, plan_target
 recipes = Recipes()
 recipes.stages("x86_64-linux")
-loaded = [path for path in opened if not path.endswith((".py", ".pyc")) and "/stages" in path
-          or path.endswith(".json")]
+# what loading read besides Python: anything under stages/ (builder scripts) or a JSON manifest
+loaded = [
+    path for path in opened
+    if ("/stages" in path and not path.endswith((".py", ".pyc"))) or path.endswith(".json")
+]
 opened.clear()
 plan_target("/bootstrap/store", "x86_64-linux", recipes, until="stage1")
 print(json.dumps({"loaded": loaded, "evaluated": opened}))
