@@ -359,6 +359,13 @@ def test_inputs_that_share_a_variable_name_are_refused(store, tmp_path):
         evaluate(store, tmp_path, clash)
 
 
+def test_an_input_whose_name_is_no_variable_name_is_refused(store, tmp_path):
+    seed, _, _ = chain(tmp_path)
+    cxx = Package("g++", "1", "hello.sh", shell=seed)
+    with pytest.raises(BootstrapError, match=r"package user-1: input 'g\+\+': its name is no"):
+        evaluate(store, tmp_path, Package("user", "1", "hello.sh", shell=seed, inputs=(cxx,)))
+
+
 def test_the_shell_comes_first_on_path_unless_the_inputs_place_it(store, tmp_path):
     seed, hello, _ = chain(tmp_path)
     graph = evaluate(store, tmp_path, Package("a", "1", "hello.sh", shell=seed, inputs=(hello,)))
