@@ -32,7 +32,14 @@ from bootstrap.drv_options import EXPORT_REFERENCES_GRAPH, DrvOptions
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Fetcher
 from bootstrap.fstree import remove_tree
-from bootstrap.sandbox import MAX_OUTPUT, Bind, BuildLimits, SandboxSpec, run_in_sandbox
+from bootstrap.sandbox import (
+    DEFAULT_TICK_SECONDS,
+    MAX_OUTPUT,
+    Bind,
+    BuildLimits,
+    SandboxSpec,
+    run_in_sandbox,
+)
 from bootstrap.store import Store
 from bootstrap.store.canonical import canonicalise, make_private_dir, replace_file, tree_size
 from bootstrap.store.db import BuildTime
@@ -45,6 +52,8 @@ if TYPE_CHECKING:  # the ELF code (pyelftools, lief) loads when an output is fix
 LOG_TAIL_LINES = 25
 # the builder's /build: this directory inside a private scratch directory it never sees
 BUILD_SUBDIR = "build"
+# beside it, for a resumable build: the time of its interrupted attempts (`AttemptTimes`)
+ATTEMPTS_FILE = "attempts.json"
 DEFAULT_MAX_SILENT_SECONDS = 3600.0
 
 
@@ -62,6 +71,8 @@ class BuildOptions:
     max_silent_seconds: float | None = DEFAULT_MAX_SILENT_SECONDS
     limits: BuildLimits = field(default_factory=BuildLimits.from_env)
     fetcher: Fetcher = field(default_factory=Fetcher)
+    # how often a resumable build records its time so far (`AttemptTimes`)
+    tick_seconds: float = DEFAULT_TICK_SECONDS
     # set when the run is interrupted: a build still going registers nothing
     cancelled: threading.Event = field(default_factory=threading.Event, compare=False)
 
@@ -144,9 +155,12 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
         else:
             resumed = any(build_dir.iterdir())  # the kept work of an interrupted build
             _export_references_graphs(store, drv, inputs, build_dir)
+            earlier = AttemptTimes.kept_beside(build_dir) if _resumable(drv) else None
             hermetic, seconds, cpu = _run_builder(
-                store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed
+                store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed, earlier
             )
+            if earlier is not None:
+                seconds, cpu = earlier.wall + seconds, earlier.cpu + cpu
         if options.cancelled.is_set():
             raise BuildError(f"{drv.name}: the run was interrupted; nothing registered")
         _register(store, drv_path, drv, staged, inputs, options, log_file)
@@ -192,13 +206,53 @@ def _private_build_dir(scratch: Path) -> Path:
 def _adopt_old_layout(kept: Path) -> None:
     """Move a build directory kept by an earlier version (the build directory itself, with the
     builder's files at its top) to where this version keeps it, so its work is not lost."""
-    if not os.path.isdir(kept) or os.path.islink(kept) or os.listdir(kept) in ([], [BUILD_SUBDIR]):
+    ours = {BUILD_SUBDIR, ATTEMPTS_FILE, f"{ATTEMPTS_FILE}.new"}
+    if not os.path.isdir(kept) or os.path.islink(kept) or set(os.listdir(kept)) <= ours:
         return
     moving = kept.with_name(f"{kept.name}.adopting")
     remove_tree(moving)
     make_private_dir(moving)
     os.rename(kept, moving / BUILD_SUBDIR)
     os.rename(moving, kept)
+
+
+@dataclass(frozen=True)
+class AttemptTimes:
+    """The wall and CPU seconds of the earlier, interrupted attempts at a resumable build,
+    kept in `file` beside its build directory (out of the builder's reach). A running attempt
+    writes its time so far into it every minute (`record_with`), so a build whose process was
+    killed loses at most that minute of its record, and the build's recorded time is the sum of
+    its attempts, whatever the sessions between them."""
+
+    file: Path
+    wall: float = 0.0
+    cpu: float = 0.0
+    attempts: int = 0
+
+    @classmethod
+    def kept_beside(cls, build_dir: Path) -> AttemptTimes:
+        return cls.read(build_dir.parent / ATTEMPTS_FILE)
+
+    @classmethod
+    def read(cls, file: Path) -> AttemptTimes:
+        """The record in `file`; none (zeros) where it is missing or unreadable."""
+        try:
+            data = json.loads(file.read_text())
+            return cls(file, float(data["wall"]), float(data["cpu"]), int(data["attempts"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(file)
+
+    def record_with(self, wall: float, cpu: float) -> None:
+        """Write the earlier attempts' time plus the running one's so far."""
+        data = {"wall": self.wall + wall, "cpu": self.cpu + cpu, "attempts": self.attempts + 1}
+        staged = self.file.with_name(f"{self.file.name}.new")
+        staged.write_text(json.dumps(data) + "\n")
+        os.replace(staged, self.file)  # a kill leaves the old record or the new, never half
+
+
+def earlier_attempts(store: Store, drv_path: str) -> AttemptTimes:
+    """What the kept build directory of `drv_path` records of its interrupted attempts."""
+    return AttemptTimes.read(store.partial_build_dir(drv_path) / ATTEMPTS_FILE)
 
 
 def input_paths(store: Store, drv: Derivation) -> list[str]:
@@ -252,7 +306,9 @@ def _thread_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed):
+def _run_builder(
+    store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed, earlier
+):
     spec = SandboxSpec(
         command=[drv.builder, *drv.args],
         build_dir=build_dir,
@@ -267,8 +323,10 @@ def _run_builder(store, drv, inputs, staged, build_dir, options, log_file, on_li
         sandboxed=options.sandboxed,
         append_log=resumed,
         limits=options.limits,
+        tick_seconds=options.tick_seconds,
     )
-    result = run_in_sandbox(spec, log_file, on_line)
+    on_tick = earlier.record_with if earlier is not None else None
+    result = run_in_sandbox(spec, log_file, on_line, on_tick)
     if not result.succeeded:
         reason = (
             f"timed out ({result.timed_out} limit)"

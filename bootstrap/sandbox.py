@@ -73,12 +73,18 @@ _STARTUP_SECONDS = 30.0  # for bwrap to report the sandbox's pid 1
 _END_SECONDS = 10.0  # for the sandbox's pid 1 (and so every process in it) to be gone
 _CGROUP_PREFIX = "bootstrap-build-"
 _PR_SET_CHILD_SUBREAPER = 36
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# how often a running build reports its wall and CPU time so far (`run_in_sandbox`'s `on_tick`)
+DEFAULT_TICK_SECONDS = 60.0
 
 MAX_PROCESSES = Limit("BOOTSTRAP_MAX_PROCESSES", 4096)
 MAX_LOG = Limit("BOOTSTRAP_MAX_LOG", 64 << 20)
 MAX_OUTPUT = Limit("BOOTSTRAP_MAX_OUTPUT", 16 << 30)
 
 LineCallback = Callable[[str], None]
+# told a running build's wall seconds and its process tree's CPU seconds so far
+TickCallback = Callable[[float, float], None]
 
 
 class TimeoutKind(StrEnum):
@@ -146,6 +152,7 @@ class SandboxSpec:
     sandboxed: bool = True
     append_log: bool = False
     limits: BuildLimits = field(default_factory=BuildLimits)
+    tick_seconds: float = DEFAULT_TICK_SECONDS
 
 
 @dataclass(frozen=True)
@@ -167,9 +174,13 @@ class SandboxResult:
 
 
 def run_in_sandbox(
-    spec: SandboxSpec, log_path: Path, on_line: LineCallback | None = None
+    spec: SandboxSpec,
+    log_path: Path,
+    on_line: LineCallback | None = None,
+    on_tick: TickCallback | None = None,
 ) -> SandboxResult:
-    """Run `spec.command`, stream its merged stdout/stderr to `log_path` (and `on_line`).
+    """Run `spec.command`, stream its merged stdout/stderr to `log_path` (and `on_line`);
+    every `spec.tick_seconds` while it runs, tell `on_tick` its wall and CPU seconds so far.
 
     On success each declared output the builder created is moved to its physical path; after a
     failure or timeout nothing is left there (except in no-sandbox mode, which writes in place).
@@ -179,8 +190,8 @@ def run_in_sandbox(
     _check_env(spec.env)
     if spec.sandboxed:
         bwrap = check_sandbox_available()
-        return _run_sandboxed(spec, bwrap, inputs, outputs, Path(log_path), on_line)
-    return _run_unsandboxed(spec, Path(log_path), on_line)
+        return _run_sandboxed(spec, bwrap, inputs, outputs, Path(log_path), on_line, on_tick)
+    return _run_unsandboxed(spec, Path(log_path), on_line, on_tick)
 
 
 def check_sandbox_available() -> str:
@@ -321,6 +332,7 @@ def _run_sandboxed(
     outputs: list[Bind],
     log_path: Path,
     on_line: LineCallback | None,
+    on_tick: TickCallback | None,
 ) -> SandboxResult:
     env = sandbox_environment(spec, SANDBOX_BUILD_DIR)
     with (
@@ -337,7 +349,7 @@ def _run_sandboxed(
         pass_fds = [*etc_fds.values(), *pid_one.child_fds]
         with _clearing_setid_bits(spec.build_dir, staging):
             code, seconds, timed_out, cpu = _supervise(
-                argv, spec, {}, pass_fds, log_path, on_line, pid_one=pid_one
+                argv, spec, {}, pass_fds, log_path, on_line, on_tick, pid_one=pid_one
             )
             result = SandboxResult(code, seconds, timed_out, True, log_path, cpu)
         if staging is not None and result.succeeded:
@@ -448,7 +460,7 @@ def _collect_outputs(staging: Path, outputs: list[Bind]) -> None:
 
 
 def _run_unsandboxed(
-    spec: SandboxSpec, log_path: Path, on_line: LineCallback | None
+    spec: SandboxSpec, log_path: Path, on_line: LineCallback | None, on_tick: TickCallback | None
 ) -> SandboxResult:
     """Run the builder directly, in the real build directory, with the same clean env."""
     if os.path.lexists(HOMELESS_SHELTER):
@@ -457,7 +469,7 @@ def _run_unsandboxed(
     env = sandbox_environment(spec, build_top)
     with _clearing_setid_bits(spec.build_dir):
         code, seconds, timed_out, cpu = _supervise(
-            list(spec.command), spec, env, [], log_path, on_line, cwd=build_top
+            list(spec.command), spec, env, [], log_path, on_line, on_tick, cwd=build_top
         )
     return SandboxResult(code, seconds, timed_out, False, log_path, cpu)
 
@@ -489,6 +501,70 @@ class _Clock:
         """How long to wait for an event: until the next deadline, or forever without one."""
         deadlines = [deadline for deadline, _ in self._deadlines()]
         return max(0, math.ceil((min(deadlines) - now) * 1000)) if deadlines else None
+
+
+class _Ticker:
+    """Tells `on_tick` every `seconds` the build's wall time and the CPU time of the process
+    tree under `root` so far (what an interrupted build's next attempt adds its time to)."""
+
+    def __init__(
+        self, on_tick: TickCallback | None, seconds: float, start: float, root: int
+    ) -> None:
+        self.on_tick = on_tick
+        self.seconds = seconds
+        self.start = start
+        self.root = root
+        self.due = start + seconds
+
+    def tick_if_due(self, now: float) -> None:
+        if self.on_tick is None or now < self.due:
+            return
+        self.due = now + self.seconds
+        self.on_tick(now - self.start, tree_cpu_seconds(self.root))
+
+    def wait_milliseconds(self, now: float) -> int | None:
+        if self.on_tick is None:
+            return None
+        return max(0, math.ceil((self.due - now) * 1000))
+
+
+def _sooner(first: int | None, second: int | None) -> int | None:
+    """The shorter of two poll timeouts in milliseconds (None: forever)."""
+    if first is None or second is None:
+        return second if first is None else first
+    return min(first, second)
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """The CPU seconds (user+system) used so far by the live process tree under `root`: each
+    process's own, plus what it has reaped of its children (a dead child's time is in exactly
+    one live ancestor's reaped share, or still in its own zombie entry)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        ticks[pid] = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return sum(ticks[pid] for pid in _descendants(parents, root)) / _CLOCK_TICKS
+
+
+def _descendants(parents: Mapping[int, int], root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    tree, todo = [], [root] if root in parents else []
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
 
 
 class _LineSplitter:
@@ -746,6 +822,7 @@ def _supervise(
     pass_fds: list[int],
     log_path: Path,
     on_line: LineCallback | None,
+    on_tick: TickCallback | None,
     cwd: str | None = None,
     pid_one: _PidOne | None = None,
 ) -> tuple[int, float, TimeoutKind | None, float]:
@@ -762,7 +839,9 @@ def _supervise(
         try:
             if pid_one is not None:
                 pid_one.release(log)
-            timed_out = _pump(proc, proc.stdout, log, splitter, clock)
+            root = pid_one.pid if pid_one is not None and pid_one.pid is not None else proc.pid
+            ticker = _Ticker(on_tick, spec.tick_seconds, clock.start, root)
+            timed_out = _pump(proc, proc.stdout, log, splitter, clock, ticker)
         finally:
             _kill_group(proc)
             cpu = _reap(proc)
@@ -800,8 +879,10 @@ def _pump(
     log: _Log,
     splitter: _LineSplitter,
     clock: _Clock,
+    ticker: _Ticker,
 ) -> TimeoutKind | None:
-    """Copy output until the main process exits (-> None) or a timeout fires (-> its kind).
+    """Copy output until the main process exits (-> None) or a timeout fires (-> its kind),
+    ticking `ticker` on the way.
 
     The exit is seen through a pidfd, which wakes the loop at once but leaves the process an
     unreaped zombie, so its process group id cannot be reused before `_kill_group` runs.
@@ -812,8 +893,10 @@ def _pump(
     poller.register(out_fd, select.POLLIN)
     poller.register(pid_fd, select.POLLIN)
     try:
-        while not (kind := clock.expired(time.monotonic())):
-            ready = dict(poller.poll(clock.wait_milliseconds(time.monotonic())))
+        while not (kind := clock.expired(now := time.monotonic())):
+            ticker.tick_if_due(now)
+            wait = _sooner(clock.wait_milliseconds(now), ticker.wait_milliseconds(now))
+            ready = dict(poller.poll(wait))
             if out_fd in ready:
                 _copy_chunk(out_fd, poller, log, splitter, clock)
             elif pid_fd in ready:

@@ -32,6 +32,7 @@ from bootstrap import progress
 from bootstrap.build import (
     BuildOptions,
     BuildOutcome,
+    earlier_attempts,
     has_kept_build,
     input_paths,
     realise,
@@ -266,8 +267,7 @@ class Scheduler:
         if place is not None:
             self._started(path, drv, f" on {place.uri}")
             return pool.submit(build_remotely, self.store, path, drv, place, self.options, sink)
-        resuming = has_kept_build(self.store, path, drv)
-        note = " (resuming its interrupted build)" if resuming else ""
+        note = self._resume_note(path, drv)
         if self.builders and (reason := not_offloadable(drv)):
             note += f" (here: {reason})"
         self._started(path, drv, note)
@@ -276,6 +276,17 @@ class Scheduler:
                 _niced, SIDE_NICE, realise, self.store, path, drv, self.options, sink
             )
         return pool.submit(realise, self.store, path, drv, self.options, sink)
+
+    def _resume_note(self, path: str, drv: Derivation) -> str:
+        if not has_kept_build(self.store, path, drv):
+            return ""
+        earlier = earlier_attempts(self.store, path)
+        if not earlier.attempts:
+            return " (resuming its interrupted build)"
+        return (
+            f" (resuming its interrupted build: {earlier.attempts} attempt(s) so far,"
+            f" {earlier.wall / 60:.0f} min, {earlier.cpu / 60:.0f} CPU min)"
+        )
 
     def _beside_longer(self, path: str) -> bool:
         """Whether a local build already running has a longer path ahead of it than `path`:

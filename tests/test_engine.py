@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import BuildOptions, log_path, realise
+from bootstrap.build import AttemptTimes, BuildOptions, log_path, realise
 from bootstrap.elf.inspect import read_elf
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
 from bootstrap.hashing import hash_bytes
 from bootstrap.nar import nar_hash
 from bootstrap.recipe import Evaluator, Package, Recipes, Seed
-from bootstrap.sandbox import Bind, SandboxSpec, run_in_sandbox
+from bootstrap.sandbox import DEFAULT_TICK_SECONDS, Bind, SandboxSpec, run_in_sandbox
 from bootstrap.scheduler import Scheduler
 from bootstrap.store import Store
 from bootstrap.store.gc import collect_garbage
@@ -54,9 +54,11 @@ SCRIPTS = {
     "slow.sh": "sleep 8; echo done > $out\n",
     "fail.sh": "echo about to fail; exit 3\n",
     "random.sh": "od -An -N8 -tx1 /dev/urandom > $out\n",
-    # a resumable builder: its first attempt stops in the middle (for a test to interrupt it)
+    # a resumable builder: its first attempt stops in the middle (for a test to interrupt it),
+    # each attempt after some CPU work (for its recorded time)
     "steps.sh": textwrap.dedent("""\
         if [ -f part1 ]; then echo "resuming after part 1"; else echo "part 1" > part1; fi
+        i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done
         [ -f paused-once ] || { touch paused-once; sleep 30; }
         cp part1 $out
     """),
@@ -86,8 +88,9 @@ def chain(tmp: Path, data: bytes = b"payload\n"):
 PATCH = "--- a/data.txt\n+++ b/data.txt\n@@ -1 +1 @@\n-payload\n+patched payload\n"
 
 
-def make_scheduler(store, tmp, **kw) -> Scheduler:
-    return Scheduler(store, BuildOptions(fetcher=offline_fetcher(tmp)), progress=False, **kw)
+def make_scheduler(store, tmp, tick_seconds=DEFAULT_TICK_SECONDS, **kw) -> Scheduler:
+    options = BuildOptions(fetcher=offline_fetcher(tmp), tick_seconds=tick_seconds)
+    return Scheduler(store, options, progress=False, **kw)
 
 
 def recipes_in(tmp: Path):
@@ -222,7 +225,8 @@ if sys.argv[4:] == ["steps"]:
     targets = [Package("steps", "1", "steps.sh", shell=seed, resumable=True)]
 else:
     targets = [Package("slow", "1", "slow.sh", shell=seed, inputs=(hello,)), user]
-summary = make_scheduler(store, tmp, max_jobs=2).realise(evaluate(store, tmp, *targets))
+scheduler = make_scheduler(store, tmp, tick_seconds=0.2, max_jobs=2)
+summary = scheduler.realise(evaluate(store, tmp, *targets))
 print("BUILT", len(summary.built), "FAILED", len(summary.failed), flush=True)
 """
 
@@ -268,19 +272,26 @@ def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig
     recipes_in(tmp_path / "t")
     proc = run_engine(tmp_path / "t", root, "steps")
     store = Store(root, "/bootstrap/store")
-    wait_until(lambda: list(store.physical_dir.glob(".partial-*-steps-1/build/paused-once")), proc)
+    paused = ".partial-*-steps-1/build/paused-once"
+    wait_until(lambda: list(store.physical_dir.glob(paused)), proc)
+    [kept] = store.physical_dir.glob(".partial-*")
+    # its time so far is recorded while it runs: the CPU work before the pause, and the pause
+    wait_until(lambda: AttemptTimes.kept_beside(kept / "build").wall > 0.5, proc)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=30)
-    [kept] = store.physical_dir.glob(".partial-*")
+    first = AttemptTimes.kept_beside(kept / "build")
+    assert first.attempts == 1 and first.cpu > 0.1, first
     assert (kept / "build" / "part1").read_text() == "part 1\n"
     assert not any(p.endswith("-steps-1") for p in store.all_paths())
     assert verify_store(store).ok
     assert os.fspath(kept) in collect_garbage(store, dry_run=True).garbage_files
     out, err = run_engine(tmp_path / "t", root, "steps").communicate(timeout=60)
     assert "FAILED 0" in out, err
-    assert "building steps-1 (resuming its interrupted build)" in err
+    assert "building steps-1 (resuming its interrupted build: 1 attempt(s) so far," in err
     [built] = [p for p in store.all_paths() if p.endswith("-steps-1")]
     assert store.real_path(built).read_text() == "part 1\n"
+    took = store.db.build_time(built)  # both attempts: the second did the CPU work again
+    assert took.wall > first.wall and took.cpu > first.cpu + 0.1, (took, first)
     log = log_path(store, store.query_info(built).deriver).read_text()
     assert log.count("building steps-1 with steps.sh") == 2  # both attempts
     assert log.index("resuming after part 1") > log.rindex("building steps-1 with steps.sh")

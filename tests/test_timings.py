@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 from bootstrap.audit.manifest import build_manifest
 from bootstrap.plan_status import timing_report
 from bootstrap.recipe import Recipes, plan_target
+from bootstrap.sandbox import tree_cpu_seconds
 from bootstrap.store import Store
 from bootstrap.store.db import BuildTime
 from bootstrap.timings import Report, Step, critical_path, markdown_table, modelled_path, wall_on
@@ -193,3 +196,23 @@ def test_the_modelled_critical_path_moves_to_the_serial_build_on_many_cores():
     on_64 = modelled_path(steps, 64)
     assert [s.drv for s in on_64.steps] == ["seed", "configure"]
     assert on_64.wall == 61.0
+
+
+@requires_busybox
+def test_tree_cpu_counts_reaped_and_running_descendants(tmp_path):
+    """What a running build reports every tick: its process tree's CPU so far."""
+    done = tmp_path / "done"
+    script = f"({BURN}); sh -c '{BURN}; touch {done}; sleep 60' & wait"
+    proc = subprocess.Popen([BUSYBOX, "sh", "-c", script], start_new_session=True)
+    try:
+        while not done.exists():
+            assert proc.poll() is None
+            time.sleep(0.05)
+        # the first burn is in the shell's share of its reaped child, the second in a live one
+        so_far = tree_cpu_seconds(proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    oracle = host_burn_cpu()
+    assert so_far > 2 * 0.5 * oracle, (so_far, oracle)
+    assert tree_cpu_seconds(proc.pid) == 0.0  # a process gone is no tree
