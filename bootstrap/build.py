@@ -249,6 +249,15 @@ class AttemptTimes:
         staged.write_text(json.dumps(data) + "\n")
         os.replace(staged, self.file)  # a kill leaves the old record or the new, never half
 
+    def record_ended(self, wall: float, cpu: float) -> None:
+        """Write the time of the attempt that just ended: its whole wall time, and the larger
+        of the CPU time it was reaped with and the last record's (processes killed with the
+        sandbox are never reaped by it, so their time is only in the records made while they
+        ran)."""
+        last = AttemptTimes.read(self.file)
+        recorded = last.cpu - self.cpu if last.attempts > self.attempts else 0.0
+        self.record_with(wall, max(cpu, recorded))
+
 
 def earlier_attempts(store: Store, drv_path: str) -> AttemptTimes:
     """What the kept build directory of `drv_path` records of its interrupted attempts."""
@@ -328,6 +337,8 @@ def _run_builder(
     on_tick = earlier.record_with if earlier is not None else None
     result = run_in_sandbox(spec, log_file, on_line, on_tick)
     if not result.succeeded:
+        if earlier is not None:  # the whole attempt, for an interrupted run's next one
+            earlier.record_ended(result.duration, result.cpu_seconds)
         reason = (
             f"timed out ({result.timed_out} limit)"
             if result.timed_out
