@@ -219,6 +219,11 @@ CLANG_DRIVER = (
     "/usr/local/cuda-",
     "/usr/local/include",
     "/usr/pkg/compiler-rt/lib",
+    # at -O2, gcc keeps some of the "=/usr/lib/..." multilib strings as 16-byte constants
+    # without their NUL, side by side ("=/usr/lib/eabihf", "=/usr/lib/powerp", then the start
+    # of another constant), so the scan reads them run together
+    "/usr/lib/eabihf=/usr/lib/powerpopenbsd",
+    "/usr/lib/powerpopenbsd",
 )
 
 # libLLVM's symbolizer looks for separate debug info under /usr/lib/debug; llvm-config appends

@@ -172,6 +172,22 @@ def test_a_string_written_in_8_byte_pieces_is_allowed_by_the_whole_string(
     assert {v.value for v in violations if v.kind is K.HOST_REFERENCE} == expected
 
 
+# clang's driver names multilib directories under the sysroot as "=/usr/lib/o32": gcc -O2
+# stores it as 48 b8 "=/usr/li", then "b/o32\0", so the path starts inside the first operand
+PREFIXED_SOURCE = """#include <string.h>
+char sysroot_dir[32];
+int main(void) { memcpy(sysroot_dir, "=/usr/lib/o32", 14); return sysroot_dir[1]; }
+"""
+
+
+def test_a_piece_may_start_inside_the_operand(tmp_path: Path) -> None:
+    (tmp_path / "prefixed.c").write_text(PREFIXED_SOURCE)
+    gcc("-O2", "-o", tmp_path / "prefixed", tmp_path / "prefixed.c")
+    data = (tmp_path / "prefixed").read_bytes()
+    assert b"\x48\xb8=/usr/li" in data  # the operand, as the comment says
+    assert HostReference("/usr/li", piece=True) in host_references(data)
+
+
 def test_unreadable_elf_is_a_violation(store: StoreTree) -> None:
     fix_all(store)
     store.real(f"{HELLO}/bin/cut").write_bytes(

@@ -69,16 +69,21 @@ def host_references(data: bytes) -> Iterator[HostReference]:
         start = match.start()
         if _starts_path(data, start):
             end = _REST_OF_PATH.match(data, match.end()).end()
-            piece = _is_movabs_operand(data, start) and end > start + _MOVABS_BYTES
+            operand_end = _movabs_operand_end(data, start)
+            piece = operand_end is not None and end >= operand_end
             if piece:
-                end = start + _MOVABS_BYTES
+                end = operand_end
             yield HostReference(data[start:end].decode("utf-8", "surrogateescape"), piece)
 
 
-def _is_movabs_operand(data: bytes, start: int) -> bool:
-    """Whether `start` follows the opcode of `movabs $imm64, %reg`: REX.W (0x48, or 0x49 for
-    %r8-%r15), then 0xB8 plus the register number."""
-    return start >= 2 and data[start - 2] in (0x48, 0x49) and 0xB8 <= data[start - 1] <= 0xBF
+def _movabs_operand_end(data: bytes, start: int) -> int | None:
+    """The end of the `movabs $imm64, %reg` operand that `start` lies in, if any: the operand
+    follows REX.W (0x48, or 0x49 for %r8-%r15) and 0xB8 plus the register number, and the path
+    may start inside it (gcc writes "=/usr/lib/o32" as "=/usr/li", then "b/o32")."""
+    for operand in range(start, max(2, start - _MOVABS_BYTES + 1) - 1, -1):
+        if data[operand - 2] in (0x48, 0x49) and 0xB8 <= data[operand - 1] <= 0xBF:
+            return operand + _MOVABS_BYTES
+    return None
 
 
 def _starts_path(data: bytes, start: int) -> bool:
