@@ -80,7 +80,8 @@ class BuildOptions:
 @dataclass(frozen=True)
 class BuildOutcome:
     """`seconds` and `cpu_seconds`: the build's wall time and the CPU time (user+system) of the
-    builder's whole process tree; for a builtin (a fetch), of its own thread."""
+    builder's whole process tree; for a builtin (a fetch), of its own thread. For a resumed
+    build, of this attempt only (the store records all of its attempts)."""
 
     drv_path: str
     outputs: dict[str, str]
@@ -146,6 +147,7 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
     inputs = store.closure(input_paths(store, drv))
     log_file = log_path(store, drv_path)
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    earlier = None
     with _build_dir(store, drv_path, drv, options) as build_dir, store.temp_dir("out") as staging:
         make_private_dir(staging)
         staged = {name: staging / name for name in drv.outputs}
@@ -159,14 +161,14 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
             hermetic, seconds, cpu = _run_builder(
                 store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed, earlier
             )
-            if earlier is not None:
-                seconds, cpu = earlier.wall + seconds, earlier.cpu + cpu
         if options.cancelled.is_set():
             raise BuildError(f"{drv.name}: the run was interrupted; nothing registered")
         _register(store, drv_path, drv, staged, inputs, options, log_file)
     outputs = {n: o.path for n, o in drv.outputs.items()}
     cores = 1 if drv.builder in BUILTINS else options.cores
-    store.db.set_build_time(outputs.values(), BuildTime(seconds, cpu, cores, int(time.time())))
+    # the store records the build's whole cost; the outcome, this run's share of it
+    total = (earlier.wall + seconds, earlier.cpu + cpu) if earlier else (seconds, cpu)
+    store.db.set_build_time(outputs.values(), BuildTime(*total, cores, int(time.time())))
     return BuildOutcome(drv_path, outputs, True, hermetic, seconds, cpu)
 
 
