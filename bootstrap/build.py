@@ -157,7 +157,7 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
         else:
             resumed = any(build_dir.iterdir())  # the kept work of an interrupted build
             _export_references_graphs(store, drv, inputs, build_dir)
-            earlier = AttemptTimes.kept_beside(build_dir) if _resumable(drv) else None
+            earlier = earlier_attempts(store, drv_path) if _resumable(drv) else None
             hermetic, seconds, cpu = _run_builder(
                 store, drv, inputs, staged, build_dir, options, log_file, on_line, resumed, earlier
             )
@@ -230,10 +230,6 @@ class AttemptTimes:
     wall: float = 0.0
     cpu: float = 0.0
     attempts: int = 0
-
-    @classmethod
-    def kept_beside(cls, build_dir: Path) -> AttemptTimes:
-        return cls.read(build_dir.parent / ATTEMPTS_FILE)
 
     @classmethod
     def read(cls, file: Path) -> AttemptTimes:

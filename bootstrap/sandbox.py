@@ -500,7 +500,7 @@ class _Clock:
     def wait_milliseconds(self, now: float) -> int | None:
         """How long to wait for an event: until the next deadline, or forever without one."""
         deadlines = [deadline for deadline, _ in self._deadlines()]
-        return max(0, math.ceil((min(deadlines) - now) * 1000)) if deadlines else None
+        return _milliseconds(min(deadlines) - now) if deadlines else None
 
 
 class _Ticker:
@@ -525,7 +525,12 @@ class _Ticker:
     def wait_milliseconds(self, now: float) -> int | None:
         if self.on_tick is None:
             return None
-        return max(0, math.ceil((self.due - now) * 1000))
+        return _milliseconds(self.due - now)
+
+
+def _milliseconds(seconds: float) -> int:
+    """A poll timeout for `seconds` from now (0 when that is past)."""
+    return max(0, math.ceil(seconds * 1000))
 
 
 def _sooner(first: int | None, second: int | None) -> int | None:
@@ -761,7 +766,7 @@ def _readable(fd: int, seconds: float) -> bool:
     """Whether `fd` becomes readable (or hung up) within `seconds`."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    return bool(poller.poll(max(0, math.ceil(seconds * 1000))))
+    return bool(poller.poll(_milliseconds(seconds)))
 
 
 def _pids_cgroup(limit: int) -> Path | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import AttemptTimes, BuildOptions, log_path, realise
+from bootstrap.build import ATTEMPTS_FILE, AttemptTimes, BuildOptions, log_path, realise
 from bootstrap.elf.inspect import read_elf
 from bootstrap.errors import BootstrapError
 from bootstrap.fetch import Source
@@ -276,10 +276,10 @@ def test_an_interrupted_resumable_build_continues_where_it_stopped(tmp_path, sig
     wait_until(lambda: list(store.physical_dir.glob(paused)), proc)
     [kept] = store.physical_dir.glob(".partial-*")
     # its time so far is recorded while it runs: the CPU work before the pause, and the pause
-    wait_until(lambda: AttemptTimes.kept_beside(kept / "build").wall > 0.5, proc)
+    wait_until(lambda: AttemptTimes.read(kept / ATTEMPTS_FILE).wall > 0.5, proc)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=30)
-    first = AttemptTimes.kept_beside(kept / "build")
+    first = AttemptTimes.read(kept / ATTEMPTS_FILE)
     assert first.attempts == 1 and first.cpu > 0.1, first
     assert (kept / "build" / "part1").read_text() == "part 1\n"
     assert not any(p.endswith("-steps-1") for p in store.all_paths())
