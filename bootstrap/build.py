@@ -167,7 +167,7 @@ def _build(store, drv_path, drv, options, on_line) -> BuildOutcome:
     outputs = {n: o.path for n, o in drv.outputs.items()}
     cores = 1 if drv.builder in BUILTINS else options.cores
     # the store records the build's whole cost; the outcome, this run's share of it
-    total = (earlier.wall + seconds, earlier.cpu + cpu) if earlier else (seconds, cpu)
+    total = (earlier.wall + seconds, earlier.cpu + cpu) if earlier is not None else (seconds, cpu)
     store.db.set_build_time(outputs.values(), BuildTime(*total, cores, int(time.time())))
     return BuildOutcome(drv_path, outputs, True, hermetic, seconds, cpu)
 
